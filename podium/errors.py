@@ -1,0 +1,157 @@
+"""Every error Podium raises on purpose, each with the HTTP status it is answered with.
+
+    PodiumError                     500  the root; ``status`` and ``code`` are class attributes
+    ├── InvalidRequest              400  the request is malformed (bad JSON, missing field)
+    │   └── InvalidInput            400  the handler rejected the input (shape, type, value)
+    ├── Unauthorized                401
+    ├── Forbidden                   403
+    ├── ModelNotFound               404  no such model or version
+    ├── PayloadTooLarge             413  body over ``max_body_bytes``
+    ├── HandlerError                500  the handler raised something else
+    ├── ServiceUnavailable          503  answered with ``Retry-After``
+    │   ├── QueueFull               503  the version's queue is at ``max_queue``
+    │   ├── ModelNotReady           503  no live worker for the version yet
+    │   ├── WorkerDied              503  the worker holding the request exited
+    │   └── ShuttingDown            503  the server is draining
+    ├── RequestTimeout              504  no answer within ``request_timeout``
+    └── ArchiveError                     an archive is corrupt, tampered or unsafe (CLI, store)
+
+Errors cross the process boundary as ``ErrorInfo`` (a plain, picklable record), never as
+live exception objects from model code, and are matched on their class, never on text.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, TypedDict
+
+
+class ErrorBody(TypedDict):
+    """The JSON body of every error answer."""
+
+    code: int
+    type: str
+    message: str
+
+
+class PodiumError(Exception):
+    """Root of Podium's errors; ``status`` is the HTTP status it is answered with."""
+
+    status: ClassVar[int] = 500
+    default_message: ClassVar[str] = "Internal server error"
+
+    def __init__(self, message: str | None = None) -> None:
+        self.message = message or self.default_message
+        super().__init__(self.message)
+
+    @property
+    def code(self) -> str:
+        return type(self).__name__
+
+    def body(self) -> ErrorBody:
+        return {"code": self.status, "type": self.code, "message": self.message}
+
+    def headers(self) -> dict[str, str]:
+        return {}
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.message,))
+
+
+class InvalidRequest(PodiumError):
+    status = 400
+    default_message = "Malformed request"
+
+
+class InvalidInput(InvalidRequest):
+    """Raise from a handler to answer 400 with a message naming what is wrong."""
+
+    default_message = "Invalid input"
+
+
+class Unauthorized(PodiumError):
+    status = 401
+    default_message = "Missing or invalid token"
+
+
+class Forbidden(PodiumError):
+    status = 403
+    default_message = "Forbidden"
+
+
+class ModelNotFound(PodiumError):
+    status = 404
+    default_message = "Model not found"
+
+
+class PayloadTooLarge(PodiumError):
+    status = 413
+    default_message = "Request body too large"
+
+
+class HandlerError(PodiumError):
+    status = 500
+    default_message = "The model's handler failed"
+
+
+class ServiceUnavailable(PodiumError):
+    status = 503
+    default_message = "Service unavailable"
+    retry_after: ClassVar[int] = 1
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
+
+class QueueFull(ServiceUnavailable):
+    default_message = "The model's queue is full"
+
+
+class ModelNotReady(ServiceUnavailable):
+    default_message = "The model has no ready worker"
+
+
+class WorkerDied(ServiceUnavailable):
+    default_message = "The worker serving this request exited; retry"
+
+
+class ShuttingDown(ServiceUnavailable):
+    default_message = "The server is shutting down"
+
+
+class RequestTimeout(PodiumError):
+    status = 504
+    default_message = "The request timed out"
+
+
+class ArchiveError(PodiumError):
+    """An archive that cannot be trusted or read; the message names the problem."""
+
+    status = 400
+    default_message = "Invalid archive"
+
+
+ERRORS_BY_CODE: dict[str, type[PodiumError]] = {
+    cls.__name__: cls
+    for cls in (
+        PodiumError,
+        InvalidRequest,
+        InvalidInput,
+        Unauthorized,
+        Forbidden,
+        ModelNotFound,
+        PayloadTooLarge,
+        HandlerError,
+        ServiceUnavailable,
+        QueueFull,
+        ModelNotReady,
+        WorkerDied,
+        ShuttingDown,
+        RequestTimeout,
+        ArchiveError,
+    )
+}
+
+
+def from_code(code: str, message: str) -> PodiumError:
+    """Rebuild an error that crossed a process boundary as its class name and message."""
+    return ERRORS_BY_CODE.get(code, HandlerError)(message)

@@ -1,0 +1,79 @@
+"""The public lifecycle of model code: ``Handler`` and the ``Context`` it is given.
+
+A worker process creates one handler, calls ``initialize(context)`` once, then calls
+``handle(requests, context)`` for every batch. ``requests`` is a list with one entry per
+client request: the parsed JSON value when the client sent JSON, else the raw ``bytes``.
+``handle`` returns one JSON-serialisable response (or ``bytes``) per request, in order.
+
+    class Doubler(Handler):
+        def inference(self, batch):
+            return [2 * x for x in batch]
+
+To reject one request, raise ``podium.InvalidInput("what is wrong")``: a batch that raises
+is retried one request at a time, so only the offending request gets the 400.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from podium.archive import Manifest
+
+
+@dataclass
+class Context:
+    """What a handler knows about where it runs."""
+
+    model_name: str
+    model_version: str
+    model_dir: Path
+    manifest: Manifest
+    worker_id: int = 0
+    device: str = "cpu"
+    logger: logging.Logger = field(default_factory=lambda: logging.getLogger("podium.handler"))
+
+    @property
+    def model_file(self) -> Path | None:
+        """The serialized model named in the manifest, if any."""
+        name = self.manifest.model_file
+        return self.model_dir / name if name else None
+
+
+class Handler:
+    """Base class for model code; override the stages you need.
+
+    The default ``handle`` runs ``postprocess(inference(preprocess(requests)))`` and checks
+    that it got one response per request.
+    """
+
+    context: Context
+
+    def initialize(self, context: Context) -> None:
+        """Load the model from ``context.model_dir``; called once per worker."""
+        self.context = context
+
+    def preprocess(self, requests: list[Any]) -> Any:
+        """Validate raw requests and turn them into model input."""
+        return requests
+
+    def inference(self, batch: Any) -> Any:
+        """Run the model on the whole batch."""
+        raise NotImplementedError(f"{type(self).__name__} must implement inference()")
+
+    def postprocess(self, outputs: Any) -> list[Any]:
+        """Turn model output into one response per request."""
+        return list(outputs)
+
+    def handle(self, requests: list[Any], context: Context) -> list[Any]:
+        """Run the three stages in order on one batch; the server calls this."""
+        responses = self.postprocess(self.inference(self.preprocess(requests)))
+        if len(responses) != len(requests):
+            raise RuntimeError(
+                f"{type(self).__name__} returned {len(responses)} responses "
+                f"for {len(requests)} requests"
+            )
+        return responses
