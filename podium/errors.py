@@ -14,6 +14,7 @@
     │   ├── WorkerDied              503  the worker holding the request exited
     │   └── ShuttingDown            503  the server is draining
     ├── RequestTimeout              504  no answer within ``request_timeout``
+    ├── ClientDisconnected          499  the client left; nothing is sent
     └── ArchiveError                     an archive is corrupt, tampered or unsafe (CLI, store)
 
 Errors cross the process boundary as ``ErrorInfo`` (a plain, picklable record), never as
@@ -123,6 +124,11 @@ class RequestTimeout(PodiumError):
     default_message = "The request timed out"
 
 
+class ClientDisconnected(PodiumError):
+    status = 499
+    default_message = "The client closed the connection"
+
+
 class ArchiveError(PodiumError):
     """An archive that cannot be trusted or read; the message names the problem."""
 
@@ -147,6 +153,7 @@ ERRORS_BY_CODE: dict[str, type[PodiumError]] = {
         WorkerDied,
         ShuttingDown,
         RequestTimeout,
+        ClientDisconnected,
         ArchiveError,
     )
 }

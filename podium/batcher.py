@@ -1,0 +1,128 @@
+"""Dynamic batching for one model version: a bounded queue in front of a worker pool.
+
+Two policies:
+
+- ``adaptive`` (default): a batch leaves as soon as a worker is idle, holding whatever is
+  queued (up to ``batch_size``). At low load a request never waits for company; under
+  load, requests pile up while every worker is busy, so batches grow by themselves.
+- ``fixed``: wait up to ``max_batch_delay`` after the first queued request for a full
+  batch, then dispatch (TorchServe's rule).
+
+In both, dispatch is deferred to the next turn of the event loop, so requests read in the
+same turn share a batch. Requests whose deadline passed, or whose client went away, are
+dropped here and never reach a worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from typing import Any, Literal
+
+from podium import wire
+from podium.errors import ModelNotReady, QueueFull, RequestTimeout
+from podium.supervisor import WorkerPool
+
+
+class Pending:
+    """One request waiting for its answer."""
+
+    __slots__ = ("arrival", "deadline", "future", "payload")
+
+    def __init__(self, payload: Any, future: asyncio.Future[wire.Response], timeout: float):
+        self.payload = payload
+        self.future = future
+        self.arrival = time.monotonic()
+        self.deadline = self.arrival + timeout
+
+
+class Batcher:
+    """Groups one version's requests into batches and hands them to idle workers."""
+
+    def __init__(
+        self,
+        pool: WorkerPool,
+        *,
+        batch_size: int,
+        max_batch_delay: float,
+        policy: Literal["adaptive", "fixed"],
+        max_queue: int,
+        request_timeout: float,
+    ) -> None:
+        self.pool = pool
+        self.batch_size = batch_size
+        self.max_batch_delay = max_batch_delay / 1000.0
+        self.policy = policy
+        self.max_queue = max_queue
+        self.request_timeout = request_timeout
+        self.queue: deque[Pending] = deque()
+        self.batch_sizes: dict[int, int] = {}
+        self.dropped = 0
+        self._scheduled = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._loop = asyncio.get_running_loop()
+        pool.on_idle = self._schedule
+
+    def submit(self, payload: Any) -> Pending:
+        """Queue one request; raise at once if the queue is full or nothing can serve it."""
+        if len(self.queue) >= self.max_queue:
+            raise QueueFull()
+        if self.pool.ready_count == 0:
+            raise ModelNotReady()
+        item = Pending(payload, self._loop.create_future(), self.request_timeout)
+        self.queue.append(item)
+        self._schedule()
+        return item
+
+    def _schedule(self) -> None:
+        if not self._scheduled:
+            self._scheduled = True
+            self._loop.call_soon(self.dispatch)
+
+    def dispatch(self) -> None:
+        """Send batches to idle workers while there is work; the loop calls this."""
+        self._scheduled = False
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        now = time.monotonic()
+        self._drop_stale(now)
+        if self.policy == "fixed" and self.queue and len(self.queue) < self.batch_size:
+            flush_at = self.queue[0].arrival + self.max_batch_delay
+            if now < flush_at:
+                self._timer = self._loop.call_at(flush_at, self.dispatch)
+                return
+        while self.queue:
+            worker = self.pool.take_idle()
+            if worker is None:
+                return
+            batch = self._take(now)
+            if not batch:
+                self.pool.idle.appendleft(worker)
+                return
+            self.batch_sizes[len(batch)] = self.batch_sizes.get(len(batch), 0) + 1
+            worker.run(batch)
+
+    def _take(self, now: float) -> list[Pending]:
+        batch: list[Pending] = []
+        queue = self.queue
+        while queue and len(batch) < self.batch_size:
+            item = queue.popleft()
+            if item.future.done():
+                self.dropped += 1
+            elif item.deadline <= now:
+                self.dropped += 1
+                item.future.set_exception(RequestTimeout())
+            else:
+                batch.append(item)
+        return batch
+
+    def _drop_stale(self, now: float) -> None:
+        """Drop answered (timed out, disconnected) requests from the head of the queue."""
+        queue = self.queue
+        while queue and (queue[0].future.done() or queue[0].deadline <= now):
+            item = queue.popleft()
+            self.dropped += 1
+            if not item.future.done():
+                item.future.set_exception(RequestTimeout())

@@ -1,0 +1,201 @@
+"""The ``podium`` command: commands → settings → server or client."""
+
+from __future__ import annotations
+
+import sys
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal
+
+import click
+import orjson
+from pydantic.fields import FieldInfo
+from rich.console import Console
+
+from podium import __version__
+from podium.archive import BUILTIN_HANDLERS, Manifest, collect_files, pack, verify
+from podium.errors import ArchiveError, PodiumError
+from podium.settings import Settings
+
+console = Console(stderr=True)
+
+
+def settings_options(command: Any) -> Any:
+    """Add one option per ``Settings`` field, so options are declared once (there)."""
+    for name, field in reversed(list(Settings.model_fields.items())):
+        command = click.option(*_flag(name, field), **_option(field))(command)
+    return command
+
+
+def _flag(name: str, field: FieldInfo) -> list[str]:
+    flag = "--" + name.replace("_", "-")
+    if field.annotation is bool:
+        return [f"{flag}/--no-{flag[2:]}", name]
+    return [flag, name]
+
+
+def _option(field: FieldInfo) -> dict[str, Any]:
+    annotation = field.annotation
+    options: dict[str, Any] = {"default": None, "help": field.description, "show_default": False}
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
+        annotation = args[0] if len(args) == 1 else annotation
+        args = list(typing.get_args(annotation))
+    if typing.get_origin(annotation) is list:
+        options["multiple"] = True
+        options["default"] = None
+    elif typing.get_origin(annotation) is Literal:
+        options["type"] = click.Choice([str(a) for a in args])
+    elif annotation in (int, float, str, bool):
+        options["type"] = annotation
+    elif annotation is Path:
+        options["type"] = click.Path(path_type=Path)
+    return options
+
+
+def build_settings(values: dict[str, Any]) -> Settings:
+    """Flags given on the command line win over PODIUM_* variables and podium.toml."""
+    given = {k: v for k, v in values.items() if v is not None and v != ()}
+    return Settings(**given)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="podium")
+def main() -> None:
+    """Podium: serve a trained model over HTTP with batching and worker processes."""
+
+
+@main.command()
+@settings_options
+def serve(**values: Any) -> None:
+    """Serve the models of a model store."""
+    from podium.server import run
+
+    settings = build_settings(values)
+    if not settings.model_store.is_dir():
+        raise click.ClickException(f"model store {settings.model_store} is not a folder")
+    run(settings)
+
+
+@main.command()
+@click.argument("name")
+@click.option("--version", "version", default="1.0", show_default=True, help="Model version.")
+@click.option("--handler", required=True, help=f"Built-in ({', '.join(BUILTIN_HANDLERS)}) or FILE.py[:Class].")
+@click.option("--model", "model", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Serialized model file.")
+@click.option("--extra-files", multiple=True, type=click.Path(exists=True, path_type=Path), help="Extra files or folders (repeat).")
+@click.option("--requirements", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="requirements.txt for the model.")
+@click.option("--batch-size", type=int, help="Largest batch.")
+@click.option("--max-batch-delay", type=float, help="Milliseconds to wait for a batch (fixed policy).")
+@click.option("--batching", type=click.Choice(["adaptive", "fixed"]), help="Batching policy.")
+@click.option("--min-workers", type=int, help="Workers started with the model.")
+@click.option("--max-workers", type=int, help="Most workers the model may have.")
+@click.option("--labels", help="Comma-separated class labels, by class index.")
+@click.option("--example", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="JSON file with an example request.")
+@click.option("-o", "--output", "output", type=click.Path(file_okay=False, path_type=Path), default=Path("model_store"), show_default=True, help="Folder to write the archive into.")
+def archive(name: str, handler: str, model: Path | None, extra_files: tuple[Path, ...], requirements: Path | None, example: Path | None, labels: str | None, output: Path, **settings: Any) -> None:
+    """Build an archive from a model file, a handler and extra files."""
+    files: dict[str, Path] = {}
+    handler_spec = handler
+    if handler not in BUILTIN_HANDLERS:
+        file_name, _, class_name = handler.partition(":")
+        handler_path = Path(file_name)
+        if not handler_path.is_file():
+            raise click.BadParameter(f"{file_name} is neither a built-in handler nor a file", param_hint="--handler")
+        files[handler_path.name] = handler_path
+        handler_spec = handler_path.name + (f":{class_name}" if class_name else "")
+    if model is not None:
+        files[model.name] = model
+    if requirements is not None:
+        files[requirements.name] = requirements
+    try:
+        files.update(collect_files(extra_files))
+        manifest = Manifest(
+            name=name,
+            handler=handler_spec,
+            model_file=model.name if model else None,
+            requirements=requirements.name if requirements else None,
+            labels=labels.split(",") if labels else None,
+            example=orjson.loads(example.read_bytes()) if example else None,
+            **{k: v for k, v in settings.items() if v is not None},
+        )
+    except (ValueError, ArchiveError) as error:
+        raise click.ClickException(str(error).splitlines()[0] if not isinstance(error, PodiumError) else error.message) from None
+    from rich.progress import Progress
+
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task("archiving", total=sum(p.stat().st_size for p in files.values()) or 1)
+        target = pack(manifest, files, output, on_file=lambda _, size: progress.advance(task, size))
+    click.echo(str(target))
+
+
+@main.command()
+@click.argument("path", type=click.Path(path_type=Path))
+def inspect(path: Path) -> None:
+    """Print an archive's manifest and verify every file's hash."""
+    try:
+        manifest = verify(path)
+    except ArchiveError as error:
+        console.print(f"[red]error:[/red] {error.message}", highlight=False)
+        sys.exit(1)
+    click.echo(manifest.model_dump_json(indent=2))
+    console.print(f"[green]ok:[/green] {len(manifest.files)} files verified")
+
+
+@main.command()
+@click.argument("model")
+@click.option("--data", required=True, help="JSON text, or @FILE (JSON, or raw bytes if not JSON).")
+@click.option("--version", "version", help="Model version (default: the model's default).")
+@click.option("--url", default="http://127.0.0.1:8080", show_default=True, envvar="PODIUM_URL")
+def predict(model: str, data: str, version: str | None, url: str) -> None:
+    """Send one request to a running server and print the answer."""
+    from podium.client import Client
+
+    payload: Any
+    raw = Path(data[1:]).read_bytes() if data.startswith("@") else data.encode()
+    try:
+        payload = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        if not data.startswith("@"):
+            raise click.BadParameter("not valid JSON (use @FILE for raw bytes)", param_hint="--data") from None
+        payload = raw
+    try:
+        with Client(url) as client:
+            answer = client.predict(model, payload, version=version)
+    except PodiumError as error:
+        console.print(f"[red]error {error.status}:[/red] {error.message}", highlight=False)
+        sys.exit(1)
+    except OSError as error:
+        raise click.ClickException(f"cannot reach {url}: {error}") from None
+    sys.stdout.buffer.write(answer if isinstance(answer, bytes) else orjson.dumps(answer, option=orjson.OPT_INDENT_2))
+    sys.stdout.write("\n")
+
+
+@main.command()
+@click.option("--model-store", type=click.Path(file_okay=False, path_type=Path), default=Path("model_store"), show_default=True)
+@click.option("--port", type=int, default=8080, show_default=True)
+@click.option("--data", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="The real NSMC ratings_train.txt instead of the bundled sample.")
+def demo(model_store: Path, port: int, data: Path | None) -> None:
+    """Train the bundled sentiment example, archive it, and serve it."""
+    import tempfile
+
+    from rich.progress import Progress, SpinnerColumn, TextColumn
+
+    from podium import demo as example
+    from podium.server import run
+
+    with tempfile.TemporaryDirectory() as build, Progress(SpinnerColumn(), TextColumn("{task.description}"), console=console) as progress:
+        task = progress.add_task("training the NSMC sentiment example")
+        archive_path = example.build(model_store, Path(build), lambda line: progress.update(task, description=line), data)
+        progress.update(task, description=f"archived {archive_path}")
+    base = f"http://127.0.0.1:{port}"
+    console.print(f"""
+[bold]Podium demo[/bold]: {example.EXAMPLE} from {model_store}/
+  dashboard  {base}/
+  API docs   {base}/docs
+  health     {base}/ping
+Try it:
+  curl -s {base}/predict -H 'Content-Type: application/json' -d '{{"text": "정말 재밌게 잘봤습니다!"}}'
+Press Ctrl-C to stop.
+""", highlight=False)
+    run(Settings(model_store=model_store, port=port, models=[example.EXAMPLE]))

@@ -1,0 +1,143 @@
+"""The registry: loaded model versions, each with its worker pool and batcher.
+
+The store says what archives exist; the registry unpacks the chosen ones into a private
+folder, starts their workers, and answers "which version serves this request?".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from podium import archive
+from podium.batcher import Batcher
+from podium.errors import ModelNotFound
+from podium.settings import Settings
+from podium.store import ModelStore, StoredArchive, default_version
+from podium.supervisor import WorkerPool
+
+log = logging.getLogger("podium.registry")
+
+
+@dataclass
+class ModelVersion:
+    """One served version of a model."""
+
+    name: str
+    version: str
+    manifest: archive.Manifest
+    model_dir: Path
+    pool: WorkerPool
+    batcher: Batcher
+    min_workers: int
+
+    @property
+    def ready(self) -> bool:
+        return self.pool.ready_count >= max(1, self.min_workers)
+
+
+class Registry:
+    """Every loaded model version, by name and version."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.models: dict[str, dict[str, ModelVersion]] = {}
+        self.defaults: dict[str, str] = {}
+        self._work_dir: Path | None = None
+        self._own_work_dir = False
+
+    @property
+    def work_dir(self) -> Path:
+        if self._work_dir is None:
+            if self.settings.work_dir is not None:
+                self._work_dir = self.settings.work_dir
+                self._work_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            else:
+                self._work_dir = Path(tempfile.mkdtemp(prefix="podium-"))
+                self._own_work_dir = True
+        return self._work_dir
+
+    async def load_store(self) -> list[str]:
+        """Load every archive of the store (or the named models); return the problems."""
+        store = ModelStore(self.settings.model_store)
+        found, problems = store.scan(self.settings.models or None)
+        missing = set(self.settings.models) - {stored.name for stored in found}
+        problems += [f"model {name!r} is not in {store.root}" for name in sorted(missing)]
+        for line in problems:
+            log.error("%s", line)
+        await asyncio.gather(*(self.load(stored) for stored in found))
+        return problems
+
+    async def load(self, stored: StoredArchive) -> ModelVersion:
+        """Unpack, verify and start one archive."""
+        manifest = stored.manifest
+        model_dir = self.work_dir / f"{manifest.name}-{manifest.version}"
+        if model_dir.exists():
+            shutil.rmtree(model_dir)
+        archive.unpack(stored.path, model_dir)
+        settings = self.settings
+        workers = settings.workers or max(1, manifest.min_workers)
+        pool = WorkerPool(
+            f"{manifest.name}/{manifest.version}",
+            model_dir,
+            workers=workers,
+            load_timeout=settings.load_timeout,
+            threads=max(1, _cores() // workers),
+            debug=settings.debug,
+        )
+        batcher = Batcher(
+            pool,
+            batch_size=manifest.batch_size,
+            max_batch_delay=manifest.max_batch_delay,
+            policy=settings.batching or manifest.batching,
+            max_queue=settings.max_queue,
+            request_timeout=settings.request_timeout,
+        )
+        version = ModelVersion(
+            manifest.name, manifest.version, manifest, model_dir, pool, batcher, workers
+        )
+        self.models.setdefault(manifest.name, {})[manifest.version] = version
+        self.defaults[manifest.name] = default_version(list(self.models[manifest.name]))
+        await pool.start()
+        return version
+
+    def resolve(self, name: str, version: str | None = None) -> ModelVersion:
+        """The version that serves a request, or ``ModelNotFound``."""
+        versions = self.models.get(name)
+        if versions is None:
+            raise ModelNotFound(f"Model {name!r} not found")
+        served = versions.get(version or self.defaults[name])
+        if served is None:
+            raise ModelNotFound(f"Model {name!r} has no version {version!r}")
+        return served
+
+    def default_model(self) -> str:
+        """The model ``POST /predict`` serves when none is named."""
+        wanted = self.settings.default_model
+        if wanted:
+            return wanted
+        if not self.models:
+            raise ModelNotFound("No model is loaded")
+        return sorted(self.models)[0]
+
+    def versions(self) -> list[ModelVersion]:
+        return [v for versions in self.models.values() for v in versions.values()]
+
+    @property
+    def healthy(self) -> bool:
+        """Every version has at least its minimum of live workers."""
+        return all(v.ready for v in self.versions())
+
+    async def stop(self) -> None:
+        await asyncio.gather(*(v.pool.stop() for v in self.versions()))
+        if self._own_work_dir and self._work_dir is not None:
+            shutil.rmtree(self._work_dir, ignore_errors=True)
+
+
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1

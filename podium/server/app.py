@@ -1,0 +1,98 @@
+"""The inference server's ASGI application.
+
+``PodiumApp`` sends the inference routes to the lean ``InferenceEndpoint`` and everything
+else (health, docs, OpenAPI) to a FastAPI app, which also owns the lifespan: load the
+model store at start, stop the workers at the end.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+
+from podium import __version__
+from podium.dataplane import DataPlane, parse_payload
+from podium.errors import PodiumError, ServiceUnavailable
+from podium.registry import Registry
+from podium.server.inference import InferenceEndpoint, documented_body, is_inference
+from podium.server.types import Receive, Scope, Send
+from podium.settings import Settings
+
+log = logging.getLogger("podium.server")
+
+
+class PodiumApp:
+    """Routes a request to the hot inference path or to the FastAPI app."""
+
+    def __init__(self, settings: Settings, registry: Registry | None = None) -> None:
+        self.settings = settings
+        self.registry = registry or Registry(settings)
+        self.dataplane = DataPlane(self.registry)
+        self.inference = InferenceEndpoint(self.dataplane, settings.max_body_bytes)
+        self.api = build_api(self)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and is_inference(scope):
+            await self.inference(scope, receive, send)
+        else:
+            await self.api(scope, receive, send)
+
+
+def build_api(app: PodiumApp) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await app.registry.load_store()
+        try:
+            yield
+        finally:
+            app.dataplane.draining = True
+            await app.registry.stop()
+
+    api = FastAPI(
+        title="Podium",
+        version=__version__,
+        description="Model inference API. Management lives on its own port.",
+        lifespan=lifespan,
+    )
+
+    @api.exception_handler(PodiumError)
+    async def podium_error(_: Request, error: PodiumError) -> Response:
+        return JSONResponse(dict(error.body()), error.status, headers=error.headers())
+
+    @api.get("/ping", tags=["health"], summary="Healthy once every model has its workers")
+    async def ping() -> Response:
+        if app.registry.healthy:
+            return JSONResponse({"status": "Healthy"})
+        error = ServiceUnavailable("Not every model has its minimum of ready workers")
+        return JSONResponse({"status": "Unhealthy"}, 503, headers=error.headers())
+
+    # The inference routes below are answered by InferenceEndpoint before FastAPI sees
+    # them; these definitions document them and serve the same answers if reached.
+    async def predict_through_api(request: Request, model: str, version: str | None) -> Response:
+        payload = parse_payload(await request.body(), request.headers.get("content-type", ""))
+        answer = await app.dataplane.infer(model, version, payload)
+        return Response(answer.body, answer.status, media_type=answer.content_type)
+
+    inference_doc: dict[str, Any] = {"requestBody": documented_body()}
+
+    @api.post("/predictions/{model}", tags=["inference"], openapi_extra=inference_doc)
+    async def predictions(request: Request, model: str) -> Response:
+        """Run the model's default version on one request (JSON or raw bytes)."""
+        return await predict_through_api(request, model, None)
+
+    @api.post("/predictions/{model}/{version}", tags=["inference"], openapi_extra=inference_doc)
+    async def predictions_version(request: Request, model: str, version: str) -> Response:
+        """Run one version of the model."""
+        return await predict_through_api(request, model, version)
+
+    @api.post("/predict", tags=["inference"], openapi_extra=inference_doc)
+    async def predict(request: Request, model: str | None = None) -> Response:
+        """Run the default model (or ``?model=NAME``): ``{"text": "..."}`` in."""
+        return await predict_through_api(request, model or app.registry.default_model(), None)
+
+    return api

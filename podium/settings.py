@@ -1,0 +1,72 @@
+"""One ``Settings`` object: command-line flags, then ``PODIUM_*`` variables, then podium.toml.
+
+The CLI builds its ``serve`` options from these fields (the docstrings are the help text),
+so an option is declared once, here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+
+class Settings(BaseSettings):
+    """How a Podium server runs. Every field is also ``PODIUM_<NAME>`` and a podium.toml key."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="PODIUM_",
+        toml_file="podium.toml",
+        extra="forbid",
+        use_attribute_docstrings=True,
+    )
+
+    model_store: Path = Path("model_store")
+    """Folder of archives to serve."""
+    models: list[str] = Field(default_factory=list)
+    """Names of the models to load (all models in the store when empty)."""
+    default_model: str | None = None
+    """Model that ``POST /predict`` serves (the first by name when unset)."""
+    host: str = "127.0.0.1"
+    """Address the inference API binds; loopback unless you ask."""
+    port: int = Field(default=8080, ge=0, le=65535)
+    """Port of the inference API."""
+    max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
+    """Largest request body accepted; larger ones get 413."""
+    request_timeout: float = Field(default=30.0, gt=0)
+    """Seconds a request may wait and run before it is answered 504."""
+    load_timeout: float = Field(default=120.0, gt=0)
+    """Seconds a worker may take to load its model before it is killed and restarted."""
+    max_queue: int = Field(default=1000, ge=1)
+    """Requests waiting per model version; past it requests get 503 at once."""
+    drain_timeout: float = Field(default=30.0, ge=0)
+    """Seconds SIGTERM waits for in-flight requests before the server exits."""
+    batching: Literal["adaptive", "fixed"] | None = None
+    """Override every archive's batching policy (adaptive: dispatch as soon as a worker is
+    idle; fixed: wait up to max_batch_delay for a full batch)."""
+    workers: int | None = Field(default=None, ge=1, le=64)
+    """Override every archive's worker count."""
+    debug: bool = False
+    """Put tracebacks in 500 answers and log at debug level."""
+    access_log: bool = False
+    """Log every request as one JSON line."""
+    work_dir: Path | None = None
+    """Where archives are unpacked (a private temporary folder when unset)."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))

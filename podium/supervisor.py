@@ -1,0 +1,271 @@
+"""Worker processes seen from the front end: start, watch, restart, stop.
+
+``WorkerProcess`` is one process and its end of the wire; it tracks the batch it holds so
+that when the process exits, exactly that batch is answered 503 (``WorkerDied``).
+``WorkerPool`` keeps a model version's workers at their target count, restarting the
+ones that exit with exponential backoff, and hands idle workers to the batcher.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+import os
+import socket
+import sys
+import time
+import typing
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from podium import wire
+from podium.errors import WorkerDied
+
+if TYPE_CHECKING:
+    from podium.batcher import Pending
+
+log = logging.getLogger("podium.supervisor")
+
+RESTART_BASE_DELAY = 0.1
+RESTART_MAX_DELAY = 5.0
+HEALTHY_UPTIME = 30.0
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "PODIUM_THREADS")
+
+
+class WorkerState(enum.Enum):
+    STARTING = "starting"
+    IDLE = "idle"
+    BUSY = "busy"
+    STOPPING = "stopping"
+    DEAD = "dead"
+
+
+class WorkerProcess(asyncio.Protocol):
+    """One worker process, driven through its socket by asyncio callbacks."""
+
+    def __init__(self, pool: WorkerPool, worker_id: int) -> None:
+        self.pool = pool
+        self.worker_id = worker_id
+        self.state = WorkerState.STARTING
+        self.process: asyncio.subprocess.Process | None = None
+        self.transport: asyncio.Transport | None = None
+        self.reader = wire.FrameReader()
+        self.in_flight: list[Pending] = []
+        self.batch_id = 0
+        self.started_at = time.monotonic()
+        self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.exited: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.load_error: str | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process else None
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            self.process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "podium.worker",
+                str(child.fileno()),
+                pass_fds=(child.fileno(),),
+                env=self.pool.worker_environment(),
+                start_new_session=True,
+            )
+        finally:
+            child.close()
+        await loop.connect_accepted_socket(lambda: self, parent)
+        self._send(wire.Load(str(self.pool.model_dir), self.worker_id, self.pool.debug))
+        try:
+            await asyncio.wait_for(asyncio.shield(self.ready), self.pool.load_timeout)
+        except TimeoutError:
+            log.error("%s worker %d: load timed out; killing it", self.pool.label, self.pid)
+            self.kill()
+        except Exception:
+            pass  # load failed or the process died; connection_lost handles it
+
+    # asyncio.Protocol callbacks
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports implement the interface without subclassing it.
+        self.transport = typing.cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        for message in self.reader.feed(data):
+            if isinstance(message, wire.Result):
+                self._finish_batch(message)
+            elif isinstance(message, wire.Ready):
+                self.state = WorkerState.IDLE
+                self.started_at = time.monotonic()
+                self.ready.set_result(None)
+                self.pool.worker_ready(self)
+            elif isinstance(message, wire.LoadFailed):
+                self.load_error = message.message
+                log.error("%s worker failed to load: %s", self.pool.label, message.message)
+                self.ready.set_exception(RuntimeError(message.message))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        previous = self.state
+        self.state = WorkerState.DEAD
+        for item in self.in_flight:
+            if not item.future.done():
+                item.future.set_exception(WorkerDied())
+        self.in_flight = []
+        if not self.ready.done():
+            self.ready.set_exception(WorkerDied())
+        self.ready.exception()  # mark retrieved: nobody may be waiting on it any more
+        asyncio.get_running_loop().create_task(self._reap(previous))
+
+    async def _reap(self, previous: WorkerState) -> None:
+        status = await self.process.wait() if self.process else None
+        if previous is not WorkerState.STOPPING:
+            log.warning("%s worker %s exited with status %s", self.pool.label, self.pid, status)
+        self.exited.set_result(None)
+        self.pool.worker_exited(self, expected=previous is WorkerState.STOPPING)
+
+    # the front end's side
+
+    def run(self, batch: list[Pending]) -> None:
+        """Send a batch; its items' futures are resolved when the result comes back."""
+        self.state = WorkerState.BUSY
+        self.batch_id += 1
+        self.in_flight = batch
+        self._send(wire.Batch(self.batch_id, [item.payload for item in batch]))
+
+    def _finish_batch(self, result: wire.Result) -> None:
+        for item, response in zip(self.in_flight, result.responses, strict=True):
+            if not item.future.done():
+                item.future.set_result(response)
+        self.in_flight = []
+        if self.state is WorkerState.BUSY:
+            self.state = WorkerState.IDLE
+            self.pool.worker_idle(self)
+
+    def _send(self, message: wire.Message) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(wire.encode(message))
+
+    def stop(self) -> None:
+        """Ask the worker to exit once its current batch is done."""
+        self.state = WorkerState.STOPPING
+        self._send(wire.Stop())
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.process.kill()
+
+
+class WorkerPool:
+    """The worker processes of one model version."""
+
+    def __init__(
+        self,
+        label: str,
+        model_dir: Path,
+        *,
+        workers: int,
+        load_timeout: float,
+        threads: int,
+        debug: bool = False,
+    ) -> None:
+        self.label = label
+        self.model_dir = model_dir
+        self.target = workers
+        self.load_timeout = load_timeout
+        self.threads = threads
+        self.debug = debug
+        self.workers: list[WorkerProcess] = []
+        self.idle: deque[WorkerProcess] = deque()
+        self.on_idle: Callable[[], None] = lambda: None
+        self.restarts = 0
+        self._failures = 0
+        self._next_id = 0
+        self._closing = False
+        self._pending_starts: set[asyncio.Task[None]] = set()
+
+    @property
+    def ready_count(self) -> int:
+        return sum(w.state in (WorkerState.IDLE, WorkerState.BUSY) for w in self.workers)
+
+    def worker_environment(self) -> dict[str, str]:
+        environment = dict(os.environ)
+        for name in THREAD_VARIABLES:
+            environment.setdefault(name, str(self.threads))
+        return environment
+
+    async def start(self) -> None:
+        """Start the target number of workers and wait until each is ready or failed."""
+        await asyncio.gather(*(self._spawn() for _ in range(self.target)))
+
+    async def _spawn(self) -> None:
+        worker = WorkerProcess(self, self._next_id)
+        self._next_id += 1
+        self.workers.append(worker)
+        try:
+            await worker.start()
+        except OSError as error:
+            log.error("%s: cannot start a worker: %s", self.label, error)
+            self.workers.remove(worker)
+            self._schedule_restart(uptime=0.0)
+
+    def take_idle(self) -> WorkerProcess | None:
+        while self.idle:
+            worker = self.idle.popleft()
+            if worker.state is WorkerState.IDLE:
+                return worker
+        return None
+
+    def worker_ready(self, worker: WorkerProcess) -> None:
+        self.worker_idle(worker)
+
+    def worker_idle(self, worker: WorkerProcess) -> None:
+        self.idle.append(worker)
+        self.on_idle()
+
+    def worker_exited(self, worker: WorkerProcess, expected: bool) -> None:
+        if worker in self.workers:
+            self.workers.remove(worker)
+        if self._closing or expected:
+            return
+        self.restarts += 1
+        self._schedule_restart(uptime=time.monotonic() - worker.started_at)
+
+    def _schedule_restart(self, uptime: float) -> None:
+        if self._closing:
+            return
+        if uptime > HEALTHY_UPTIME:
+            self._failures = 0
+        delay = min(RESTART_BASE_DELAY * 2**self._failures, RESTART_MAX_DELAY)
+        self._failures += 1
+        task = asyncio.get_running_loop().create_task(self._restart_after(delay))
+        self._pending_starts.add(task)
+        task.add_done_callback(self._pending_starts.discard)
+
+    async def _restart_after(self, delay: float) -> None:
+        await asyncio.sleep(delay)
+        if not self._closing and len(self.workers) < self.target:
+            await self._spawn()
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        """Let each worker finish its batch and exit; kill those that do not in time."""
+        self._closing = True
+        for task in self._pending_starts:
+            task.cancel()
+        workers = list(self.workers)
+        for worker in workers:
+            worker.stop()
+        if not workers:
+            return
+        _, late = await asyncio.wait([w.exited for w in workers], timeout=timeout)
+        for worker in workers:
+            if not worker.exited.done():
+                worker.kill()
+        if late:
+            await asyncio.wait(late, timeout=5)

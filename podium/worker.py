@@ -1,0 +1,143 @@
+"""The worker process: load one model version through its handler, then run batches.
+
+Started by the supervisor as ``python -m podium.worker FD`` with one end of a socketpair
+on ``FD``. It reads a ``Load`` message, initializes the handler once, answers ``Ready``
+(or ``LoadFailed``), then answers every ``Batch`` with a ``Result`` until ``Stop`` or until
+the socket closes (the front end is gone), and exits.
+
+Responses are encoded to JSON here, not in the front end, so model objects (numpy arrays
+included) never cross the wire.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from podium import wire
+from podium.archive import MANIFEST_PATH, Manifest
+from podium.errors import HandlerError, InvalidInput, PodiumError
+from podium.handler import Context, Handler
+
+JSON = "application/json"
+BINARY = "application/octet-stream"
+JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+
+log = logging.getLogger("podium.worker")
+
+
+def encode_response(value: Any) -> wire.Response:
+    """One handler response → status, content type and body."""
+    if isinstance(value, BaseException):
+        return encode_error(value, debug=False)
+    if isinstance(value, bytes | bytearray | memoryview):
+        return wire.Response(200, BINARY, bytes(value))
+    try:
+        return wire.Response(200, JSON, orjson.dumps(value, option=JSON_OPTIONS))
+    except TypeError as error:
+        return encode_error(HandlerError(f"response is not JSON-serialisable: {error}"), False)
+
+
+def encode_error(error: BaseException, debug: bool) -> wire.Response:
+    if not isinstance(error, PodiumError):
+        message = f"{type(error).__name__}: {error}"
+        if debug:
+            message += "\n" + "".join(traceback.format_exception(error))
+        error = HandlerError(message)
+    return wire.Response(error.status, JSON, orjson.dumps(error.body()))
+
+
+class Runner:
+    """Runs batches through one handler, isolating the requests that make it fail."""
+
+    def __init__(self, handler: Handler, context: Context, debug: bool) -> None:
+        self.handler = handler
+        self.context = context
+        self.debug = debug
+
+    def run(self, payloads: list[Any]) -> list[wire.Response]:
+        try:
+            return [encode_response(value) for value in self._handle(payloads)]
+        except Exception as error:
+            if len(payloads) == 1:
+                if not isinstance(error, InvalidInput):
+                    log.exception("handler failed")
+                return [encode_error(error, self.debug)]
+        # One bad request must not fail the others batched with it: retry one by one.
+        return [response for payload in payloads for response in self.run([payload])]
+
+    def _handle(self, payloads: list[Any]) -> list[Any]:
+        responses = self.handler.handle(payloads, self.context)
+        if len(responses) != len(payloads):
+            raise HandlerError(
+                f"handler returned {len(responses)} responses for {len(payloads)} requests"
+            )
+        return responses
+
+
+def load(message: wire.Load) -> Runner:
+    from podium.handlers import load_handler
+
+    model_dir = Path(message.model_dir)
+    manifest = Manifest.model_validate_json((model_dir / MANIFEST_PATH).read_bytes())
+    context = Context(
+        model_name=manifest.name,
+        model_version=manifest.version,
+        model_dir=model_dir,
+        manifest=manifest,
+        worker_id=message.worker_id,
+        logger=logging.getLogger(f"podium.model.{manifest.name}"),
+    )
+    handler = load_handler(manifest, model_dir)
+    handler.initialize(context)
+    return Runner(handler, context, message.debug)
+
+
+def serve(sock: socket.socket) -> int:
+    """The worker's loop; returns the exit status."""
+    message = wire.receive(sock)
+    if not isinstance(message, wire.Load):
+        return 2
+    try:
+        runner = load(message)
+    except BaseException as error:
+        log.exception("model failed to load")
+        wire.send(sock, wire.LoadFailed(f"{type(error).__name__}: {error}"))
+        return 1
+    wire.send(sock, wire.Ready(os.getpid()))
+    while True:
+        message = wire.receive(sock)
+        if message is None or isinstance(message, wire.Stop):
+            return 0
+        if isinstance(message, wire.Batch):
+            responses = runner.run(message.payloads)
+            wire.send(sock, wire.Result(message.batch_id, responses))
+
+
+def main() -> None:
+    # The front end owns signals: Ctrl-C in a terminal must not kill workers mid-batch.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    logging.basicConfig(
+        level=os.environ.get("PODIUM_WORKER_LOG_LEVEL", "WARNING"),
+        format="%(asctime)s worker[%(process)d] %(levelname)s %(name)s: %(message)s",
+    )
+    sock = socket.socket(fileno=int(sys.argv[1]))
+    try:
+        status = serve(sock)
+    except (BrokenPipeError, ConnectionResetError):
+        status = 0
+    finally:
+        sock.close()
+    sys.exit(status)
+
+
+if __name__ == "__main__":
+    main()
