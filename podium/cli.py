@@ -199,3 +199,7 @@ Try it:
 Press Ctrl-C to stop.
 """, highlight=False)
     run(Settings(model_store=model_store, port=port, models=[example.EXAMPLE]))
+
+
+if __name__ == "__main__":
+    main()

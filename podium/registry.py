@@ -16,7 +16,7 @@ from pathlib import Path
 
 from podium import archive
 from podium.batcher import Batcher
-from podium.errors import ModelNotFound
+from podium.errors import ModelNotFound, PodiumError
 from podium.settings import Settings
 from podium.store import ModelStore, StoredArchive, default_version
 from podium.supervisor import WorkerPool
@@ -68,9 +68,16 @@ class Registry:
         found, problems = store.scan(self.settings.models or None)
         missing = set(self.settings.models) - {stored.name for stored in found}
         problems += [f"model {name!r} is not in {store.root}" for name in sorted(missing)]
+        results = await asyncio.gather(
+            *(self.load(stored) for stored in found), return_exceptions=True
+        )
+        for stored, result in zip(found, results, strict=True):
+            if isinstance(result, PodiumError):
+                problems.append(result.message)
+            elif isinstance(result, BaseException):
+                problems.append(f"{stored.path.name}: {type(result).__name__}: {result}")
         for line in problems:
             log.error("%s", line)
-        await asyncio.gather(*(self.load(stored) for stored in found))
         return problems
 
     async def load(self, stored: StoredArchive) -> ModelVersion:

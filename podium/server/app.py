@@ -7,6 +7,7 @@ model store at start, stop the workers at the end.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -46,11 +47,15 @@ class PodiumApp:
 def build_api(app: PodiumApp) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        await app.registry.load_store()
+        # Listen at once and load in the background: /ping answers 503 until every
+        # model is ready, which is what a startup probe wants to see.
+        loading = asyncio.ensure_future(app.registry.load_store())
         try:
             yield
         finally:
             app.dataplane.draining = True
+            loading.cancel()
+            await asyncio.gather(loading, return_exceptions=True)
             await app.registry.stop()
 
     api = FastAPI(

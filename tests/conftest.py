@@ -1,0 +1,149 @@
+"""Fixtures that follow the object graph: archives → model store → running server."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from podium.archive import Manifest, pack
+
+HANDLERS = Path(__file__).parent / "handlers"
+REPO = Path(__file__).parent.parent
+START_TIMEOUT = 60.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+MakeArchive = Callable[..., Path]
+
+
+@pytest.fixture
+def make_archive(tmp_path: Path) -> MakeArchive:
+    """Pack a handler from tests/handlers into ``tmp_path/store``."""
+
+    def make(name: str, handler: str = "echo.py:EchoHandler", **fields: Any) -> Path:
+        store = Path(fields.pop("store", tmp_path / "store"))
+        file_name = handler.partition(":")[0]
+        manifest = Manifest(name=name, handler=handler, **fields)
+        return pack(manifest, {file_name: HANDLERS / file_name}, store)
+
+    return make
+
+
+@dataclass
+class Server:
+    """A real ``podium serve`` process on a free loopback port."""
+
+    process: subprocess.Popen[bytes]
+    url: str
+    log: Path
+    http: httpx.Client = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.http = httpx.Client(base_url=self.url, timeout=30)
+
+    def post(self, path: str, data: Any = None, **kwargs: Any) -> httpx.Response:
+        if data is not None:
+            kwargs["json"] = data
+        return self.http.post(path, **kwargs)
+
+    def wait_ready(self, timeout: float = START_TIMEOUT) -> None:
+        """Wait for /ping to say Healthy (the server's own readiness signal)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited:\n{self.log.read_text()}")
+            try:
+                if self.http.get("/ping").status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.05)
+        raise TimeoutError(f"server not ready:\n{self.log.read_text()}")
+
+    def wait_listening(self, timeout: float = START_TIMEOUT) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                self.http.get("/ping")
+                return
+            except httpx.TransportError:
+                time.sleep(0.05)
+        raise TimeoutError(f"server not listening:\n{self.log.read_text()}")
+
+    def worker_pids(self) -> list[int]:
+        out = subprocess.run(
+            ["pgrep", "-P", str(self.process.pid)], capture_output=True, text=True, check=False
+        ).stdout
+        return [int(pid) for pid in out.split()]
+
+    def stop(self) -> int:
+        self.http.close()
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+
+StartServer = Callable[..., Server]
+
+
+@pytest.fixture
+def start_server(tmp_path: Path) -> Iterator[StartServer]:
+    """Start ``podium serve`` with extra flags; every server is stopped afterwards."""
+    servers: list[Server] = []
+
+    def start(*flags: str, store: Path | None = None, ready: bool = True) -> Server:
+        port = free_port()
+        log = tmp_path / f"server-{port}.log"
+        command = [
+            sys.executable, "-m", "podium.cli", "serve",
+            "--model-store", str(store or tmp_path / "store"),
+            "--port", str(port),
+            *flags,
+        ]
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        with log.open("wb") as sink:
+            process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, env=env)
+        server = Server(process, f"http://127.0.0.1:{port}", log)
+        servers.append(server)
+        if ready:
+            server.wait_ready()
+        else:
+            server.wait_listening()
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+def tamper(archive: Path, member: str, extra: bytes) -> None:
+    """Rewrite ``archive`` with ``extra`` appended to one member, manifest untouched."""
+    import zipfile
+
+    with zipfile.ZipFile(archive) as source:
+        members = [(info, source.read(info)) for info in source.infolist()]
+    with zipfile.ZipFile(archive, "w") as target:
+        for info, data in members:
+            target.writestr(info, data + extra if info.filename == member else data)

@@ -1,0 +1,44 @@
+"""A test handler whose requests tell it what to do: echo, sleep, raise, or die."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import time
+from typing import Any
+
+from podium import Context, Handler, InvalidInput
+
+
+class EchoHandler(Handler):
+    """Answers each request with what it saw; ``options`` in the manifest tune loading."""
+
+    def initialize(self, context: Context) -> None:
+        super().initialize(context)
+        time.sleep(float(context.manifest.options.get("load_delay", 0)))
+        if context.manifest.options.get("fail_load"):
+            raise RuntimeError("this model refuses to load")
+
+    def inference(self, batch: list[Any]) -> list[Any]:
+        for request in batch:
+            if isinstance(request, dict):
+                act(request)
+        pid = os.getpid()
+        return [
+            {"echo": request if not isinstance(request, bytes) else request.hex(),
+             "batch_size": len(batch), "pid": pid}
+            for request in batch
+        ]
+
+
+def act(request: dict[str, Any]) -> None:
+    if "sleep" in request:
+        time.sleep(float(request["sleep"]))
+    if request.get("crash") == "exit":
+        os._exit(3)
+    if request.get("crash") == "segfault":
+        ctypes.string_at(0)
+    if "raise" in request:
+        raise ValueError(request["raise"])
+    if "invalid" in request:
+        raise InvalidInput(request["invalid"])

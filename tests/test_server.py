@@ -1,0 +1,178 @@
+"""The inference routes of a real ``podium serve``: answers, every error status, and the
+server still serving after each."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import MakeArchive, Server, StartServer, tamper
+
+
+@pytest.fixture
+def echo_server(make_archive: MakeArchive, start_server: StartServer) -> Server:
+    make_archive("echo", batch_size=8)
+    make_archive("echo", version="2.0", batch_size=8)
+    return start_server("--request-timeout", "2", "--max-body-bytes", "1000")
+
+
+def assert_serving(server: Server) -> None:
+    response = server.post("/predictions/echo", {"after": "error"})
+    assert response.status_code == 200
+    assert response.json()["echo"] == {"after": "error"}
+
+
+def assert_error(response: httpx.Response, status: int, kind: str, fragment: str = "") -> None:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/json"
+    body = response.json()
+    assert body["code"] == status
+    assert body["type"] == kind
+    assert fragment in body["message"]
+
+
+def test_json_and_bytes_reach_the_handler(echo_server: Server) -> None:
+    assert echo_server.post("/predictions/echo", {"a": [1, 2]}).json()["echo"] == {"a": [1, 2]}
+    raw = echo_server.post(
+        "/predictions/echo", content=b"\x00\xff", headers={"content-type": "image/png"}
+    )
+    assert raw.json()["echo"] == "00ff"
+
+
+def test_versions_and_default(echo_server: Server) -> None:
+    first = echo_server.post("/predictions/echo/1.0", {"v": 1})
+    assert first.status_code == 200
+    # The highest version is the default.
+    assert echo_server.post("/predictions/echo", {"v": 2}).status_code == 200
+    assert echo_server.post("/predict", {"v": 3}).json()["echo"] == {"v": 3}
+
+
+def test_malformed_json_is_400(echo_server: Server) -> None:
+    response = echo_server.post(
+        "/predictions/echo", content=b'{"text": ', headers={"content-type": "application/json"}
+    )
+    assert_error(response, 400, "InvalidRequest", "not valid JSON")
+    assert_serving(echo_server)
+
+
+def test_handler_rejection_is_400_and_only_for_that_request(echo_server: Server) -> None:
+    response = echo_server.post("/predictions/echo", {"invalid": "field x must be positive"})
+    assert_error(response, 400, "InvalidInput", "field x must be positive")
+    assert_serving(echo_server)
+
+
+@pytest.mark.parametrize(
+    "path", ["/predictions/nope", "/predictions/echo/9.9", "/predictions/echo/1.0/extra"]
+)
+def test_unknown_model_or_version_is_404(echo_server: Server, path: str) -> None:
+    assert_error(echo_server.post(path, {"x": 1}), 404, "ModelNotFound")
+    assert_serving(echo_server)
+
+
+def test_body_over_limit_is_413(echo_server: Server) -> None:
+    response = echo_server.post("/predictions/echo", content=b"x" * 5000)
+    assert_error(response, 413, "PayloadTooLarge", "1000")
+    assert_serving(echo_server)
+
+
+def test_chunked_body_over_limit_is_413(echo_server: Server) -> None:
+    def chunks() -> object:
+        for _ in range(10):
+            yield b"y" * 500
+
+    response = echo_server.http.post("/predictions/echo", content=chunks())  # type: ignore[arg-type]
+    assert_error(response, 413, "PayloadTooLarge")
+    assert_serving(echo_server)
+
+
+def test_bad_content_length_is_refused(echo_server: Server) -> None:
+    host, port = echo_server.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        sock.sendall(b"POST /predictions/echo HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n")
+        answer = sock.recv(4096)
+    assert answer.startswith(b"HTTP/1.1 400")
+    assert_serving(echo_server)
+
+
+def test_handler_exception_is_500_and_worker_keeps_serving(echo_server: Server) -> None:
+    pids = echo_server.worker_pids()
+    response = echo_server.post("/predictions/echo", {"raise": "boom"})
+    assert_error(response, 500, "HandlerError", "ValueError: boom")
+    assert "Traceback" not in response.text
+    assert_serving(echo_server)
+    assert echo_server.worker_pids() == pids
+
+
+def test_timeout_is_504(echo_server: Server) -> None:
+    response = echo_server.post("/predictions/echo", {"sleep": 3})
+    assert_error(response, 504, "RequestTimeout")
+    assert_serving(echo_server)
+
+
+def test_wrong_method_and_unknown_route(echo_server: Server) -> None:
+    assert echo_server.http.get("/predictions/echo").status_code == 405
+    assert echo_server.http.get("/nothing-here").status_code == 404
+    assert_serving(echo_server)
+
+
+def test_hostile_paths_and_headers(echo_server: Server) -> None:
+    for path in ["/predictions/..%2F..%2Fetc", "/predictions/%00", "/predictions/" + "a" * 5000]:
+        assert echo_server.post(path, {"x": 1}).status_code in (404, 414)
+    weird = echo_server.post(
+        "/predictions/echo", content=b"\xff\xfe", headers={"content-type": "application/json"}
+    )
+    assert_error(weird, 400, "InvalidRequest")
+    assert_serving(echo_server)
+
+
+def test_queue_full_is_503_with_retry_after(
+    make_archive: MakeArchive, start_server: StartServer
+) -> None:
+    make_archive("echo", batch_size=1)
+    server = start_server("--max-queue", "1")
+    with httpx.Client(base_url=server.url, timeout=30) as other:
+        import concurrent.futures
+
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            # One request occupies the worker, one waits in the queue, the rest bounce.
+            slow = [pool.submit(other.post, "/predictions/echo", json={"sleep": 1}) for _ in range(4)]
+            statuses = sorted(f.result().status_code for f in slow)
+    assert statuses.count(200) >= 2
+    assert 503 in statuses
+    bounced = next(f.result() for f in slow if f.result().status_code == 503)
+    assert bounced.headers["retry-after"] == "1"
+    assert bounced.json()["type"] == "QueueFull"
+    assert_serving(server)
+
+
+def test_not_ready_is_503_and_ping_tells_the_truth(
+    make_archive: MakeArchive, start_server: StartServer
+) -> None:
+    make_archive("echo", options={"load_delay": 2})
+    server = start_server(ready=False)
+    ping = server.http.get("/ping")
+    assert ping.status_code == 503
+    assert ping.headers["retry-after"]
+    assert_error(server.post("/predictions/echo", {"x": 1}), 503, "ModelNotReady")
+    server.wait_ready()
+    assert_serving(server)
+
+
+def test_docs_and_openapi(echo_server: Server) -> None:
+    assert echo_server.http.get("/docs").status_code == 200
+    paths = echo_server.http.get("/openapi.json").json()["paths"]
+    assert {"/ping", "/predict", "/predictions/{model}", "/predictions/{model}/{version}"} <= set(paths)
+
+
+def test_tampered_archive_is_not_served(
+    make_archive: MakeArchive, start_server: StartServer, tmp_path: Path
+) -> None:
+    make_archive("echo")
+    tamper(make_archive("other"), "echo.py", b"# injected\n")
+    server = start_server()
+    assert_serving(server)
+    assert_error(server.post("/predictions/other", {"x": 1}), 404, "ModelNotFound")
+    assert "other-1.0.podium" in server.log.read_text()
