@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import signal
+from types import FrameType
 
 import uvicorn
 
@@ -29,4 +31,17 @@ def run(settings: Settings) -> None:
         log_level="debug" if settings.debug else "info",
         server_header=False,
     )
-    uvicorn.Server(config).run()
+    DrainingServer(config).run()
+
+
+class DrainingServer(uvicorn.Server):
+    """Uvicorn's server, exiting 0 after a signal-initiated drain.
+
+    Uvicorn re-raises the signal once it has shut down, so the process dies of it; a
+    drained SIGTERM is a requested, clean exit, and orchestrators read it as one.
+    """
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        super().handle_exit(sig, frame)
+        if sig in (signal.SIGTERM, signal.SIGINT) and sig in self._captured_signals:
+            self._captured_signals.remove(sig)

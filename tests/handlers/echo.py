@@ -20,6 +20,10 @@ class EchoHandler(Handler):
             raise RuntimeError("this model refuses to load")
 
     def inference(self, batch: list[Any]) -> list[Any]:
+        journal = self.context.manifest.options.get("journal")
+        if journal:
+            with open(journal, "a") as file:
+                file.writelines(f"{request!r}\n" for request in batch)
         for request in batch:
             if isinstance(request, dict):
                 act(request)

@@ -1,0 +1,508 @@
+"""Benchmark podium on the NSMC sentiment example against the model itself and plain FastAPI.
+
+    python bench/nsmc.py [--duration 10] [--out bench/out] [--profile]
+
+One run measures, in order:
+
+1. **In-process ceiling.** The example is trained and archived (``podium.demo.build``), the
+   archive is unpacked and its handler loaded the way a worker does (``podium.worker.load``),
+   and ``handler.handle`` is timed on single requests and on batches of 32, pinned to core 1
+   with one BLAS/OpenMP thread. No HTTP, no JSON, no IPC: the most a server could reach.
+2. **podium**, ``podium serve`` pinned to core 1 (front end and its worker process share
+   it), once per batching policy: ``adaptive`` (the default) and ``fixed`` (the archive's
+   5 ms ``max_batch_delay``, batch 32).
+3. **plain FastAPI** (``bench/fastapi_app.py``): a pydantic body, a sync endpoint, one
+   ``predict_proba`` per request, under ``uvicorn --loop uvloop --http httptools`` on core 1.
+
+Each server is loaded by ``wrk`` pinned to core 0 (one thread; 1 and 64 connections;
+``bench/wrk_post.lua`` POSTs ``{"text": "정말 재밌게 잘봤습니다!"}``), after a short unmeasured
+warm-up. So the client never competes with the server for a core, and the server gets
+exactly one core, whatever it runs. Server CPU time per request is read from ``/proc``.
+
+The markdown table, the ratios against the targets (podium ≥ 5× FastAPI at 64 connections,
+p50 at 1 connection ≤ 0.3 ms above the in-process call) and the raw JSON are printed and
+written to ``--out``. ``--profile`` adds one more 64-connection run on podium (adaptive)
+with ``py-spy record --native`` attached to the front end and to its worker, and prints
+where their CPU time goes. py-spy is needed only then (``pip install py-spy``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+BIN = Path(sys.executable).parent
+LUA = BENCH / "wrk_post.lua"
+MODEL = "nsmc_sentiment"
+ROUTE = f"/predictions/{MODEL}"
+REQUEST = {"text": "정말 재밌게 잘봤습니다!"}
+SERVER_CORE, CLIENT_CORE = 1, 0
+CONCURRENCIES = (1, 64)
+BATCH = 32
+TARGET_SPEEDUP = 5.0
+TARGET_OVERHEAD_MS = 0.3
+READY_TIMEOUT = 90.0
+STOP_TIMEOUT = 15.0
+ONE_THREAD = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
+BATCH_INFO_PATHS = ("/metrics", f"/models/{MODEL}", "/models")
+CLOCK_TICK = os.sysconf("SC_CLK_TCK")
+
+
+# ----------------------------------------------------------------------------- results
+
+
+@dataclass
+class Load:
+    """One wrk run against one server."""
+
+    server: str
+    connections: int
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    non_2xx: int
+    socket_errors: int
+    cpu_us_per_request: dict[str, float]
+    """Server CPU time (user + system) per request, by process role."""
+    wrk: dict[str, Any] = field(repr=False)
+
+    @property
+    def errors(self) -> int:
+        return self.non_2xx + self.socket_errors
+
+
+@dataclass
+class Server:
+    """A running server process and how to reach it."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+    port: int
+    log: Path
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def children(self) -> list[int]:
+        """The server's child processes (podium's workers), by ``pgrep -P``."""
+        found = subprocess.run(["pgrep", "-P", str(self.pid)], capture_output=True, text=True)
+        return [int(pid) for pid in found.stdout.split()]
+
+    def roles(self) -> dict[str, list[int]]:
+        children = self.children()
+        return {"front end": [self.pid], "worker": children} if children else {"server": [self.pid]}
+
+
+# ----------------------------------------------------------------------------- model
+
+
+def build_model(work: Path) -> tuple[Path, Path]:
+    """Train and archive the example; return the archive and the bare model.joblib."""
+    from podium.demo import build
+
+    store, build_dir = work / "store", work / "build"
+    archive = build(store, build_dir, report=lambda line: print(f"  train: {line}"))
+    return archive, build_dir / "model.joblib"
+
+
+@contextlib.contextmanager
+def pinned(core: int) -> Iterator[None]:
+    """Run the calling thread on one core with one BLAS/OpenMP thread."""
+    from threadpoolctl import threadpool_limits
+
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {core})
+    try:
+        with threadpool_limits(limits=1):
+            yield
+    finally:
+        os.sched_setaffinity(0, before)
+
+
+def time_calls(call: Callable[[], object], seconds: float, warmup: int = 200) -> list[float]:
+    """Call repeatedly for about ``seconds``; return each call's duration in ms."""
+    for _ in range(warmup):
+        call()
+    durations: list[float] = []
+    clock = time.perf_counter
+    end = clock() + seconds
+    while (start := clock()) < end:
+        call()
+        durations.append((clock() - start) * 1000)
+    return durations
+
+
+def in_process_baseline(archive: Path, work: Path, seconds: float) -> dict[str, Any]:
+    """Time the handler without a server: one request per call, and 32 per call."""
+    from podium import wire
+    from podium.archive import unpack
+    from podium.worker import load
+
+    model_dir = work / "unpacked"
+    unpack(archive, model_dir)
+    runner = load(wire.Load(str(model_dir), 0, False))
+    handler, context = runner.handler, runner.context
+    batch = [dict(REQUEST) for _ in range(BATCH)]
+    with pinned(SERVER_CORE):
+        single = time_calls(lambda: handler.handle([dict(REQUEST)], context), seconds)
+        batched = time_calls(lambda: handler.handle(batch, context), seconds, warmup=20)
+        encoded = time_calls(lambda: runner.run([dict(REQUEST)]), seconds)
+    single_ms = statistics.fmean(single)
+    batch_ms = statistics.fmean(batched) / BATCH
+    return {
+        "single_ms_mean": single_ms,
+        "single_ms_p50": statistics.median(single),
+        "batch32_ms_per_request": batch_ms,
+        "worker_run_single_ms_mean": statistics.fmean(encoded),
+        "single_rps_ceiling": 1000 / single_ms,
+        "batch32_rps_ceiling": 1000 / batch_ms,
+        "calls": {"single": len(single), "batch32": len(batched), "run": len(encoded)},
+    }
+
+
+# ----------------------------------------------------------------------------- servers
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def executable(name: str) -> str:
+    found = BIN / name
+    if found.exists():
+        return str(found)
+    path = shutil.which(name)
+    if path is None:
+        raise SystemExit(f"{name} is not installed")
+    return path
+
+
+def podium_command(store: Path, port: int, policy: str) -> list[str]:
+    return [
+        executable("podium"), "serve", "--model-store", str(store), "--host", "127.0.0.1",
+        "--port", str(port), "--batching", policy,
+    ]  # fmt: skip
+
+
+def fastapi_command(port: int) -> list[str]:
+    return [
+        sys.executable, "-m", "uvicorn", "bench.fastapi_app:app", "--host", "127.0.0.1",
+        "--port", str(port), "--loop", "uvloop", "--http", "httptools", "--no-access-log",
+    ]  # fmt: skip
+
+
+def get(port: int, path: str, timeout: float = 2.0) -> tuple[int, bytes, str]:
+    """GET a path; return the status, body and content type (status 0: unreachable)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=timeout) as answer:
+            return answer.status, answer.read(), answer.headers.get("content-type", "")
+    except urllib.error.HTTPError as error:
+        return error.code, error.read(), error.headers.get("content-type", "")
+    except OSError:
+        return 0, b"", ""
+
+
+def wait_ready(server: Server) -> None:
+    """Poll GET /ping until it answers 200; fail if the process exits or time runs out."""
+    deadline = time.monotonic() + READY_TIMEOUT
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise RuntimeError(f"{server.name} exited early:\n{tail(server.log)}")
+        if get(server.port, "/ping", timeout=1.0)[0] == 200:
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"{server.name} not ready in {READY_TIMEOUT:.0f} s:\n{tail(server.log)}")
+
+
+def tail(path: Path, lines: int = 20) -> str:
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+@contextlib.contextmanager
+def serving(
+    name: str, command: Callable[[int], list[str]], logs: Path, env: dict[str, str]
+) -> Iterator[Server]:
+    """Start ``command(port)`` pinned to the server core; always stop it and its children."""
+    port = free_port()
+    log = logs / f"{slug(name)}.log"
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            ["taskset", "-c", str(SERVER_CORE), *command(port)],
+            cwd=ROOT, env={**os.environ, **env}, stdout=sink, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    server = Server(name, process, port, log)
+    children: list[int] = []
+    try:
+        wait_ready(server)
+        children = server.children()
+        yield server
+    finally:
+        stop(process, children or server.children())
+
+
+def stop(process: subprocess.Popen[bytes], children: list[int]) -> None:
+    """SIGTERM, then SIGKILL after a timeout; then the same for leftover children."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    deadline = time.monotonic() + 5
+    for pid in children:
+        while alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if alive(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return False
+    return state != "Z"
+
+
+def slug(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+
+
+# ----------------------------------------------------------------------------- load
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of one process (0 if it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except FileNotFoundError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICK
+
+
+def role_cpu(roles: dict[str, list[int]]) -> dict[str, float]:
+    return {role: sum(cpu_seconds(pid) for pid in pids) for role, pids in roles.items()}
+
+
+def wrk(port: int, connections: int, seconds: int) -> dict[str, Any]:
+    """Run wrk pinned to the client core; return the JSON line the Lua script prints."""
+    command = [
+        "taskset", "-c", str(CLIENT_CORE), "wrk", "-t1", f"-c{connections}", f"-d{seconds}s",
+        "--latency", "--timeout", "10s", "-s", str(LUA), f"http://127.0.0.1:{port}{ROUTE}",
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if done.returncode != 0 or not lines:
+        raise RuntimeError(f"wrk failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+    result: dict[str, Any] = json.loads(lines[-1])
+    result["text"] = done.stdout
+    return result
+
+
+def measure(server: Server, connections: int, seconds: int) -> Load:
+    """One measured wrk run, with the server's CPU time per request."""
+    roles = server.roles()
+    before = role_cpu(roles)
+    result = wrk(server.port, connections, seconds)
+    after = role_cpu(roles)
+    requests = max(1, result["requests"])
+    cpu = {role: (after[role] - before[role]) * 1e6 / requests for role in roles}
+    return Load(
+        server=server.name,
+        connections=connections,
+        rps=result["rps"],
+        p50_ms=result["p50_ms"],
+        p99_ms=result["p99_ms"],
+        non_2xx=result["non_2xx"],
+        socket_errors=sum(result["socket_errors"].values()),
+        cpu_us_per_request=cpu,
+        wrk=result,
+    )
+
+
+def check_answer(server: Server) -> None:
+    """One request by hand, so a server answering errors fails loudly, not as a number."""
+    body = json.dumps(REQUEST, ensure_ascii=False).encode()
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{server.port}{ROUTE}",
+        data=body,
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        print(f"  {server.name}: {answer.status} {answer.read().decode()}")
+
+
+def benchmark(server: Server, seconds: int) -> list[Load]:
+    check_answer(server)
+    wrk(server.port, 64, min(2, seconds))  # warm-up, not recorded
+    loads = []
+    for connections in CONCURRENCIES:
+        load = measure(server, connections, seconds)
+        print(f"  {server.name} c{connections}: {load.rps:,.0f} req/s, p50 {load.p50_ms:.3f} ms")
+        loads.append(load)
+    return loads
+
+
+def batch_info(port: int) -> dict[str, Any]:
+    """Batch-size figures the server exposes, if any (paths in ``BATCH_INFO_PATHS``)."""
+    found: dict[str, Any] = {}
+    for path in BATCH_INFO_PATHS:
+        status, body, content_type = get(port, path)
+        if status != 200:
+            continue
+        if "json" in content_type:
+            hits = list(batch_fields(json.loads(body)))
+        else:
+            text = body.decode(errors="replace").splitlines()
+            hits = [line for line in text if "batch" in line and not line.startswith("#")]
+        if hits:
+            found[path] = hits[:40]
+    return found
+
+
+def batch_fields(value: Any, prefix: str = "") -> Iterator[str]:
+    """``path = value`` for every JSON field whose name mentions batch."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            name = f"{prefix}.{key}" if prefix else str(key)
+            if "batch" in str(key).lower():
+                yield f"{name} = {json.dumps(item)}"
+            else:
+                yield from batch_fields(item, name)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from batch_fields(item, f"{prefix}[{index}]")
+
+
+# ----------------------------------------------------------------------------- profile
+
+PROFILE_RATE = 200
+FRAME = re.compile(r"^(?P<name>.*) \((?P<file>[^()]*?)(?::\d+)?\)$")
+# Frames every stack sits on (process start, asyncio.run): never a category of their own.
+ROOT_FRAMES = ("<module>", "runpy.py", "click/", "podium/cli.py", "podium/server/run.py",
+               "uvicorn/main.py", "uvicorn/server.py", "asyncio/runners.py")  # fmt: skip
+# First match walking from the leaf towards the root names a sample's category.
+CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("libc (syscalls: send/recv/epoll; malloc)", ("libc.so", "libpthread")),
+    ("pickle (IPC encode/decode)", ("_pickle", "pickle.py")),
+    ("podium wire (IPC framing)", ("podium/wire.py",)),
+    ("orjson (JSON)", ("orjson",)),
+    ("httptools (HTTP parsing)", ("httptools", "llhttp", "parser.cpython")),
+    ("uvicorn (HTTP protocol)", ("uvicorn/",)),
+    ("podium inference endpoint", ("podium/server/",)),
+    ("podium dataplane", ("podium/dataplane.py",)),
+    ("podium batcher", ("podium/batcher.py",)),
+    ("podium supervisor (worker protocol)", ("podium/supervisor.py",)),
+    ("podium worker loop", ("podium/worker.py",)),
+    ("text cleaning (re, unicodedata)", ("_sre", "sre_", "re/", "unicodedata")),
+    ("model handler (pre/postprocess)", ("handler.py",)),
+    ("scikit-learn / scipy / numpy", ("sklearn/", "scipy/", "numpy/", "_multiarray", "sparsetools",
+                                      "openblas", "libscipy")),  # fmt: skip
+    ("asyncio (futures, tasks, handles)", ("asyncio/", "_asyncio")),
+    ("uvloop (event loop, transports)", ("uvloop", "loop.cpython", "loop.pyx")),
+    ("starlette / FastAPI / pydantic", ("starlette/", "fastapi/", "pydantic")),
+)
+OTHER = "other (interpreter, unattributed)"
+
+
+def split_frame(frame: str) -> tuple[str, str]:
+    """``name (file:line)`` → (name, file); unsymbolised ``0x7f.. (lib.so)`` → ("?", lib)."""
+    match = FRAME.match(frame)
+    if match is None:
+        return frame, ""
+    name = match["name"]
+    return ("?" if name.startswith("0x") else name), match["file"]
+
+
+def read_stacks(path: Path) -> Counter[tuple[tuple[str, str], ...]]:
+    """py-spy's raw (collapsed) output: ``frame;frame;...;leaf COUNT`` per line."""
+    stacks: Counter[tuple[tuple[str, str], ...]] = Counter()
+    for line in path.read_text(errors="replace").splitlines():
+        stack, _, count = line.rpartition(" ")
+        if stack and count.isdigit():
+            stacks[tuple(split_frame(frame) for frame in stack.split(";"))] += int(count)
+    return stacks
+
+
+def category(stack: tuple[tuple[str, str], ...]) -> str:
+    for name, file in reversed(stack):
+        where = f"{file} {name}"
+        if any(root in where for root in ROOT_FRAMES):
+            continue
+        for label, patterns in CATEGORIES:
+            if any(pattern in where for pattern in patterns):
+                return label
+    return OTHER
+
+
+def python_leaf(stack: tuple[tuple[str, str], ...]) -> str:
+    """The innermost Python function: its self time includes the C code it calls."""
+    for name, file in reversed(stack):
+        if file.endswith(".py"):
+            return f"{name} ({file})"
+    return f"(no Python frame) {stack[-1][1]}"
+
+
+def summarise(stacks: Counter[tuple[tuple[str, str], ...]], top: int = 25) -> dict[str, Any]:
+    """Shares of the sampled (non-idle) time: by category, Python function, native leaf."""
+    total = sum(stacks.values()) or 1
+    by = {"category": Counter[str](), "python": Counter[str](), "native": Counter[str]()}
+    for stack, count in stacks.items():
+        by["category"][category(stack)] += count
+        by["python"][python_leaf(stack)] += count
+        name, file = stack[-1]
+        by["native"][f"{name} ({file})"] += count
+    shares = {key: [(k, v / total) for k, v in c.most_common(top)] for key, c in by.items()}
+    return {"samples": total, **shares}
+
+
+def profile(server: Server, seconds: int, out: Path) -> dict[str, Any]:
+    """py-spy on the front end and its worker during one 64-connection run."""
+    py_spy = executable("py-spy")
+    roles = server.roles()
+    recorders: dict[str, tuple[subprocess.Popen[bytes], Path]] = {}
+    for role, pids in roles.items():
+        raw = out / f"profile-{slug(role)}.raw"
+        command = [
+            "taskset", "-c", str(CLIENT_CORE), py_spy, "record", "--pid", str(pids[0]),
+            "--duration", str(seconds + 2), "--rate", str(PROFILE_RATE), "--native",
+            "--format", "raw", "--output", str(raw),
+        ]  # fmt: skip
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        recorders[role] = (process, raw)
+    time.sleep(1)  # let py-spy attach before the load starts
+    load = measure(server, 64, seconds)
+    summaries: dict[str, Any] = {}
+    for role, (recorder, raw) in recorders.items():
+        _, errors = recorder.communicate(timeout=seconds + 60)
+        if recorder.returncode != 0 or not raw.exists():
+            raise RuntimeError(f"py-spy failed on the {role}: {errors.decode(errors='replace')}")
+        summaries[role] = summarise(read_stacks(raw))
+    return {"load": load, "processes": summaries}

@@ -1,0 +1,123 @@
+"""Worker processes under faults: crashes, kills, segfaults, slow loads, SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import os
+import signal
+import time
+
+import httpx
+
+from tests.conftest import MakeArchive, Server, StartServer
+
+
+def wait_serving_again(server: Server, deadline: float) -> float:
+    start = time.monotonic()
+    while time.monotonic() < start + deadline:
+        response = server.post("/predictions/echo", {"ok": True})
+        if response.status_code == 200:
+            return time.monotonic() - start
+        assert response.status_code == 503
+        time.sleep(0.05)
+    raise AssertionError("not serving again in time")
+
+
+def test_crash_answers_its_batch_503_and_restarts(
+    make_archive: MakeArchive, start_server: StartServer
+) -> None:
+    make_archive("echo")
+    server = start_server()
+    (first,) = server.worker_pids()
+    response = server.post("/predictions/echo", {"crash": "exit"})
+    assert response.status_code == 503
+    assert response.json()["type"] == "WorkerDied"
+    assert response.headers["retry-after"]
+    assert wait_serving_again(server, 5) < 5
+    assert server.worker_pids() != [first]
+    server.wait_ready()
+
+
+def test_segfault_is_contained(make_archive: MakeArchive, start_server: StartServer) -> None:
+    make_archive("echo")
+    server = start_server()
+    assert server.post("/predictions/echo", {"crash": "segfault"}).status_code == 503
+    wait_serving_again(server, 5)
+
+
+def test_killing_a_worker_under_load_leaves_no_request_unanswered(
+    make_archive: MakeArchive, start_server: StartServer
+) -> None:
+    make_archive("echo", batch_size=16)
+    server = start_server("--workers", "2")
+    victim = server.worker_pids()[0]
+
+    async def load() -> list[int]:
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+
+            async def one(i: int) -> int:
+                await asyncio.sleep(i * 0.002)
+                response = await client.post("/predictions/echo", json={"i": i, "sleep": 0.01})
+                if response.status_code == 200:
+                    assert response.json()["echo"]["i"] == i
+                return response.status_code
+
+            async def kill() -> None:
+                await asyncio.sleep(0.3)
+                os.kill(victim, signal.SIGKILL)
+
+            results = await asyncio.gather(*(one(i) for i in range(400)), kill())
+            return [r for r in results if r is not None]
+
+    statuses = asyncio.run(load())
+    assert len(statuses) == 400  # every request got an answer
+    assert set(statuses) <= {200, 503}
+    assert statuses.count(200) > 300
+    assert wait_serving_again(server, 5) < 5
+    server.wait_ready(timeout=5)
+    assert victim not in server.worker_pids()
+
+
+def test_ping_is_503_while_a_worker_is_down(
+    make_archive: MakeArchive, start_server: StartServer
+) -> None:
+    make_archive("echo", options={"load_delay": 1.5})
+    server = start_server()
+    (pid,) = server.worker_pids()
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 2
+    statuses = set()
+    while time.monotonic() < deadline and 503 not in statuses:
+        statuses.add(server.http.get("/ping").status_code)
+    assert 503 in statuses
+    server.wait_ready(timeout=10)
+
+
+def test_model_that_fails_to_load_keeps_ping_unhealthy(
+    make_archive: MakeArchive, start_server: StartServer
+) -> None:
+    make_archive("echo", options={"fail_load": True})
+    server = start_server(ready=False)
+    time.sleep(0.5)
+    assert server.http.get("/ping").status_code == 503
+    assert server.post("/predictions/echo", {"x": 1}).status_code == 503
+    assert "refuses to load" in server.log.read_text()
+
+
+def test_sigterm_drains_in_flight_requests(
+    make_archive: MakeArchive, start_server: StartServer
+) -> None:
+    make_archive("echo", batch_size=1)
+    server = start_server("--workers", "2")
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        in_flight = [
+            pool.submit(server.http.post, "/predictions/echo", json={"sleep": 1, "i": i})
+            for i in range(4)
+        ]
+        time.sleep(0.3)
+        server.process.send_signal(signal.SIGTERM)
+        answers = [f.result() for f in in_flight]
+    assert [a.status_code for a in answers] == [200] * 4
+    assert server.process.wait(timeout=20) == 0
+    assert server.worker_pids() == []
