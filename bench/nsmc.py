@@ -19,7 +19,7 @@ Each server is loaded by ``wrk`` pinned to core 0 (one thread; 1 and 64 connecti
 warm-up. So the client never competes with the server for a core, and the server gets
 exactly one core, whatever it runs. Server CPU time per request is read from ``/proc``.
 
-The markdown table, the ratios against the targets (podium ≥ 5× FastAPI at 64 connections,
+The markdown table, the ratios against the targets (podium ≥ 5x FastAPI at 64 connections,
 p50 at 1 connection ≤ 0.3 ms above the in-process call) and the raw JSON are printed and
 written to ``--out``. ``--profile`` adds one more 64-connection run on podium (adaptive)
 with ``py-spy record --native`` attached to the front end and to its worker, and prints
@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import os
 import platform
@@ -423,8 +424,7 @@ CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("podium worker loop", ("podium/worker.py",)),
     ("text cleaning (re, unicodedata)", ("_sre", "sre_", "re/", "unicodedata")),
     ("model handler (pre/postprocess)", ("handler.py",)),
-    ("scikit-learn / scipy / numpy", ("sklearn/", "scipy/", "numpy/", "_multiarray", "sparsetools",
-                                      "openblas", "libscipy")),  # fmt: skip
+    ("scikit-learn / scipy / numpy", ("sklearn/", "scipy/", "numpy/", "_multiarray", "sparse")),
     ("asyncio (futures, tasks, handles)", ("asyncio/", "_asyncio")),
     ("uvloop (event loop, transports)", ("uvloop", "loop.cpython", "loop.pyx")),
     ("starlette / FastAPI / pydantic", ("starlette/", "fastapi/", "pydantic")),
@@ -506,3 +506,257 @@ def profile(server: Server, seconds: int, out: Path) -> dict[str, Any]:
             raise RuntimeError(f"py-spy failed on the {role}: {errors.decode(errors='replace')}")
         summaries[role] = summarise(read_stacks(raw))
     return {"load": load, "processes": summaries}
+
+
+# ----------------------------------------------------------------------------- report
+
+
+def machine() -> dict[str, Any]:
+    from importlib.metadata import version
+
+    cpu = next(
+        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+         if line.startswith("model name")),
+        platform.processor(),
+    )  # fmt: skip
+    packages = ("podium", "uvicorn", "uvloop", "httptools", "fastapi", "orjson", "scikit-learn")
+    return {
+        "cpu": cpu,
+        "cores": len(os.sched_getaffinity(0)),
+        "server_core": SERVER_CORE,
+        "client_core": CLIENT_CORE,
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "packages": {name: version(name) for name in packages},
+    }
+
+
+def find(loads: list[Load], server: str, connections: int) -> Load | None:
+    return next((x for x in loads if x.server == server and x.connections == connections), None)
+
+
+def ratios(baseline: dict[str, Any], loads: list[Load]) -> dict[str, Any]:
+    """podium against FastAPI, against the in-process ceilings, and its latency overhead."""
+    found: dict[str, Any] = {}
+    for policy in POLICIES:
+        name = podium_name(policy)
+        c1, c64 = find(loads, name, 1), find(loads, name, 64)
+        if c1 is None or c64 is None:
+            continue
+        row: dict[str, Any] = {}
+        for mine in (c1, c64):
+            theirs = find(loads, FASTAPI, mine.connections)
+            if theirs is not None and theirs.rps > 0:
+                row[f"vs_fastapi_c{mine.connections}"] = mine.rps / theirs.rps
+        row["c64_of_single_ceiling"] = c64.rps / baseline["single_rps_ceiling"]
+        row["c64_of_batch32_ceiling"] = c64.rps / baseline["batch32_rps_ceiling"]
+        row["c1_p50_overhead_ms"] = c1.p50_ms - baseline["single_ms_p50"]
+        found[name] = row
+    return found
+
+
+def verdict(ok: bool) -> str:
+    return "**met**" if ok else "**not met**"
+
+
+def render_loads(loads: list[Load]) -> list[str]:
+    lines = [
+        "| server | connections | req/s | p50 ms | p99 ms | errors | server CPU µs/request |",
+        "|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for x in loads:
+        cpu = ", ".join(f"{role} {us:.0f}" for role, us in x.cpu_us_per_request.items())
+        errors = str(x.errors) if not x.errors else f"{x.non_2xx} non-2xx, {x.socket_errors} socket"
+        lines.append(
+            f"| {x.server} | {x.connections} | {x.rps:,.0f} | {x.p50_ms:.3f} | {x.p99_ms:.3f} "
+            f"| {errors} | {cpu} |"
+        )
+    return lines
+
+
+def render_baseline(b: dict[str, Any]) -> list[str]:
+    return [
+        f"In process (`handler.handle`, core {SERVER_CORE}, one BLAS thread, no HTTP/IPC):",
+        "",
+        f"- one request per call: {b['single_ms_mean']:.4f} ms mean, "
+        f"{b['single_ms_p50']:.4f} ms p50 → ceiling {b['single_rps_ceiling']:,.0f} req/s",
+        f"- 32 requests per call: {b['batch32_ms_per_request']:.4f} ms per request "
+        f"→ ceiling {b['batch32_rps_ceiling']:,.0f} req/s",
+        f"- the worker's `Runner.run` on one request (adds orjson encoding): "
+        f"{b['worker_run_single_ms_mean']:.4f} ms mean",
+    ]
+
+
+def render_ratios(found: dict[str, Any]) -> list[str]:
+    lines: list[str] = []
+    for name, r in found.items():
+        speedup = r.get("vs_fastapi_c64")
+        if speedup is not None:
+            lines.append(
+                f"- {name} / FastAPI req/s: c64 **{speedup:.2f}x** "
+                f"(target ≥ {TARGET_SPEEDUP:.0f}x: {verdict(speedup >= TARGET_SPEEDUP)}), "
+                f"c1 {r.get('vs_fastapi_c1', float('nan')):.2f}x"
+            )
+        lines.append(
+            f"- {name} c64 / in-process ceilings: {r['c64_of_single_ceiling']:.0%} of the "
+            f"single-request ceiling, {r['c64_of_batch32_ceiling']:.0%} of the batch-32 ceiling"
+        )
+        overhead = r["c1_p50_overhead_ms"]
+        lines.append(
+            f"- {name} p50 at c1 - in-process single-call p50: **{overhead:+.3f} ms** "
+            f"(target ≤ {TARGET_OVERHEAD_MS} ms: {verdict(overhead <= TARGET_OVERHEAD_MS)})"
+        )
+    return lines
+
+
+def render_batches(batches: dict[str, dict[str, Any]]) -> list[str]:
+    if not any(batches.values()):
+        paths = ", ".join(BATCH_INFO_PATHS)
+        return [f"Batch sizes: not exposed by the server (tried {paths})."]
+    lines = ["Batch sizes (as the server reports them, cumulative since it started):", ""]
+    for name, found in batches.items():
+        for path, hits in found.items():
+            lines += [f"{name} `GET {path}`:", "", "```", *hits, "```", ""]
+    return lines
+
+
+def render_profile(result: dict[str, Any]) -> list[str]:
+    load: Load = result["load"]
+    lines = [
+        f"## Profile: {load.server}, 64 connections, py-spy --native at {PROFILE_RATE} Hz",
+        "",
+        f"Under py-spy: {load.rps:,.0f} req/s (sampling pauses the processes; "
+        "not a throughput figure). Shares are of non-idle samples; µs/request multiplies "
+        "them by the process's CPU time per request in this run.",
+    ]
+    for role, summary in result["processes"].items():
+        cpu = load.cpu_us_per_request.get(role, 0.0)
+        lines += ["", f"### {role}: {summary['samples']} samples, {cpu:.0f} µs CPU per request"]
+        titles = {
+            "category": "Where the time goes (innermost recognised frame)",
+            "python": "Top functions by self time (innermost Python frame, C callees included)",
+            "native": "Top native leaf functions",
+        }
+        for key, title in titles.items():
+            lines += ["", f"{title}:", "", "| share | µs/request | function |", "|---:|---:|---|"]
+            lines += [
+                f"| {share:.1%} | {share * cpu:.1f} | `{name}` |" for name, share in summary[key]
+            ]
+    return lines
+
+
+def render(report: dict[str, Any]) -> str:
+    m = report["machine"]
+    lines = [
+        "# NSMC sentiment: podium against in-process and plain FastAPI",
+        "",
+        f"`{report['command']}`",
+        "",
+        f"{m['cpu']}, {m['cores']} cores; servers pinned to core {m['server_core']}, wrk "
+        f"(-t1) to core {m['client_core']}; {report['duration']} s per run; "
+        f"Python {m['python']}, kernel {m['kernel']}.",
+        "",
+        *render_loads(report["loads"]),
+        "",
+        *render_baseline(report["in_process"]),
+        "",
+        "Ratios:",
+        "",
+        *render_ratios(report["ratios"]),
+        "",
+        *render_batches(report["batches"]),
+    ]
+    if report.get("profile"):
+        lines += ["", *render_profile(report["profile"])]
+    return "\n".join(lines) + "\n"
+
+
+def to_json(report: dict[str, Any]) -> str:
+    def default(value: Any) -> Any:
+        if isinstance(value, Load):
+            return asdict(value)
+        return str(value)
+
+    return json.dumps(report, indent=2, ensure_ascii=False, default=default)
+
+
+# ----------------------------------------------------------------------------- main
+
+POLICIES = ("adaptive", "fixed")
+FASTAPI = "FastAPI (uvicorn, sync def)"
+
+
+def podium_name(policy: str) -> str:
+    return "podium (adaptive)" if policy == "adaptive" else "podium (fixed: 5 ms, batch 32)"
+
+
+def run_servers(
+    archive: Path, model_file: Path, args: argparse.Namespace, logs: Path
+) -> tuple[list[Load], dict[str, dict[str, Any]], dict[str, Any] | None]:
+    """Benchmark each podium policy, then FastAPI; profile podium (adaptive) if asked."""
+    loads: list[Load] = []
+    batches: dict[str, dict[str, Any]] = {}
+    profiled = None
+    for policy in POLICIES:
+        name = podium_name(policy)
+        command = functools.partial(podium_command, archive.parent, policy=policy)
+        with serving(name, command, logs, {}) as server:
+            loads += benchmark(server, args.duration)
+            batches[name] = batch_info(server.port)
+            if args.profile and policy == "adaptive":
+                print(f"  profiling {name} with py-spy")
+                profiled = profile(server, args.duration, args.out)
+    env = {**ONE_THREAD, "NSMC_MODEL": str(model_file)}
+    with serving(FASTAPI, fastapi_command, logs, env) as server:
+        loads += benchmark(server, args.duration)
+    return loads, batches, profiled
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
+    parser.add_argument("--out", type=Path, default=BENCH / "out", help="folder for results")
+    parser.add_argument("--profile", action="store_true", help="also profile with py-spy")
+    return parser.parse_args()
+
+
+def check_machine(profile: bool) -> None:
+    if not {SERVER_CORE, CLIENT_CORE} <= os.sched_getaffinity(0):
+        raise SystemExit(f"needs cores {CLIENT_CORE} and {SERVER_CORE} (for taskset)")
+    for tool in ("wrk", "taskset", "pgrep", *(["py-spy"] if profile else [])):
+        executable(tool)
+
+
+def main() -> None:
+    args = parse_args()
+    check_machine(args.profile)
+    args.out.mkdir(parents=True, exist_ok=True)
+    logs = args.out / "logs"
+    logs.mkdir(exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="podium-bench-") as folder:
+        work = Path(folder)
+        print("training and archiving the NSMC example")
+        archive, model_file = build_model(work)
+        print("timing the handler in process")
+        baseline = in_process_baseline(archive, work, seconds=min(3.0, args.duration))
+        print("benchmarking the servers")
+        loads, batches, profiled = run_servers(archive, model_file, args, logs)
+    report = {
+        "command": " ".join(["python", *[a for a in sys.argv if a]]),
+        "duration": args.duration,
+        "machine": machine(),
+        "in_process": baseline,
+        "loads": loads,
+        "ratios": ratios(baseline, loads),
+        "batches": batches,
+        "profile": profiled,
+    }
+    text = render(report)
+    print("\n" + text)
+    (args.out / "results.md").write_text(text)
+    (args.out / "results.json").write_text(to_json(report) + "\n")
+    print(f"wrote {args.out / 'results.md'} and {args.out / 'results.json'}")
+
+
+if __name__ == "__main__":
+    main()
