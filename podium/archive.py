@@ -30,7 +30,7 @@ from podium.errors import ArchiveError
 
 MANIFEST_PATH = ".podium/manifest.json"
 SUFFIX = ".podium"
-FORMAT = "podium/1"
+FORMAT: Literal["podium/1"] = "podium/1"
 BUILTIN_HANDLERS = ("sklearn",)
 
 MAX_MEMBER_BYTES = 8 * 1024**3

@@ -81,19 +81,59 @@ def serve(**values: Any) -> None:
 @main.command()
 @click.argument("name")
 @click.option("--version", "version", default="1.0", show_default=True, help="Model version.")
-@click.option("--handler", required=True, help=f"Built-in ({', '.join(BUILTIN_HANDLERS)}) or FILE.py[:Class].")
-@click.option("--model", "model", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Serialized model file.")
-@click.option("--extra-files", multiple=True, type=click.Path(exists=True, path_type=Path), help="Extra files or folders (repeat).")
-@click.option("--requirements", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="requirements.txt for the model.")
+@click.option(
+    "--handler", required=True, help=f"Built-in ({', '.join(BUILTIN_HANDLERS)}) or FILE.py[:Class]."
+)
+@click.option(
+    "--model",
+    "model",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Serialized model file.",
+)
+@click.option(
+    "--extra-files",
+    multiple=True,
+    type=click.Path(exists=True, path_type=Path),
+    help="Extra files or folders (repeat).",
+)
+@click.option(
+    "--requirements",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="requirements.txt for the model.",
+)
 @click.option("--batch-size", type=int, help="Largest batch.")
-@click.option("--max-batch-delay", type=float, help="Milliseconds to wait for a batch (fixed policy).")
+@click.option(
+    "--max-batch-delay", type=float, help="Milliseconds to wait for a batch (fixed policy)."
+)
 @click.option("--batching", type=click.Choice(["adaptive", "fixed"]), help="Batching policy.")
 @click.option("--min-workers", type=int, help="Workers started with the model.")
 @click.option("--max-workers", type=int, help="Most workers the model may have.")
 @click.option("--labels", help="Comma-separated class labels, by class index.")
-@click.option("--example", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="JSON file with an example request.")
-@click.option("-o", "--output", "output", type=click.Path(file_okay=False, path_type=Path), default=Path("model_store"), show_default=True, help="Folder to write the archive into.")
-def archive(name: str, handler: str, model: Path | None, extra_files: tuple[Path, ...], requirements: Path | None, example: Path | None, labels: str | None, output: Path, **settings: Any) -> None:
+@click.option(
+    "--example",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="JSON file with an example request.",
+)
+@click.option(
+    "-o",
+    "--output",
+    "output",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("model_store"),
+    show_default=True,
+    help="Folder to write the archive into.",
+)
+def archive(
+    name: str,
+    handler: str,
+    model: Path | None,
+    extra_files: tuple[Path, ...],
+    requirements: Path | None,
+    example: Path | None,
+    labels: str | None,
+    output: Path,
+    **settings: Any,
+) -> None:
     """Build an archive from a model file, a handler and extra files."""
     files: dict[str, Path] = {}
     handler_spec = handler
@@ -101,7 +141,9 @@ def archive(name: str, handler: str, model: Path | None, extra_files: tuple[Path
         file_name, _, class_name = handler.partition(":")
         handler_path = Path(file_name)
         if not handler_path.is_file():
-            raise click.BadParameter(f"{file_name} is neither a built-in handler nor a file", param_hint="--handler")
+            raise click.BadParameter(
+                f"{file_name} is neither a built-in handler nor a file", param_hint="--handler"
+            )
         files[handler_path.name] = handler_path
         handler_spec = handler_path.name + (f":{class_name}" if class_name else "")
     if model is not None:
@@ -120,11 +162,15 @@ def archive(name: str, handler: str, model: Path | None, extra_files: tuple[Path
             **{k: v for k, v in settings.items() if v is not None},
         )
     except (ValueError, ArchiveError) as error:
-        raise click.ClickException(str(error).splitlines()[0] if not isinstance(error, PodiumError) else error.message) from None
+        raise click.ClickException(
+            str(error).splitlines()[0] if not isinstance(error, PodiumError) else error.message
+        ) from None
     from rich.progress import Progress
 
     with Progress(console=console, transient=True) as progress:
-        task = progress.add_task("archiving", total=sum(p.stat().st_size for p in files.values()) or 1)
+        task = progress.add_task(
+            "archiving", total=sum(p.stat().st_size for p in files.values()) or 1
+        )
         target = pack(manifest, files, output, on_file=lambda _, size: progress.advance(task, size))
     click.echo(str(target))
 
@@ -157,7 +203,9 @@ def predict(model: str, data: str, version: str | None, url: str) -> None:
         payload = orjson.loads(raw)
     except orjson.JSONDecodeError:
         if not data.startswith("@"):
-            raise click.BadParameter("not valid JSON (use @FILE for raw bytes)", param_hint="--data") from None
+            raise click.BadParameter(
+                "not valid JSON (use @FILE for raw bytes)", param_hint="--data"
+            ) from None
         payload = raw
     try:
         with Client(url) as client:
@@ -167,14 +215,25 @@ def predict(model: str, data: str, version: str | None, url: str) -> None:
         sys.exit(1)
     except OSError as error:
         raise click.ClickException(f"cannot reach {url}: {error}") from None
-    sys.stdout.buffer.write(answer if isinstance(answer, bytes) else orjson.dumps(answer, option=orjson.OPT_INDENT_2))
+    sys.stdout.buffer.write(
+        answer if isinstance(answer, bytes) else orjson.dumps(answer, option=orjson.OPT_INDENT_2)
+    )
     sys.stdout.write("\n")
 
 
 @main.command()
-@click.option("--model-store", type=click.Path(file_okay=False, path_type=Path), default=Path("model_store"), show_default=True)
+@click.option(
+    "--model-store",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("model_store"),
+    show_default=True,
+)
 @click.option("--port", type=int, default=8080, show_default=True)
-@click.option("--data", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="The real NSMC ratings_train.txt instead of the bundled sample.")
+@click.option(
+    "--data",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The real NSMC ratings_train.txt instead of the bundled sample.",
+)
 def demo(model_store: Path, port: int, data: Path | None) -> None:
     """Train the bundled sentiment example, archive it, and serve it."""
     import tempfile
@@ -184,20 +243,29 @@ def demo(model_store: Path, port: int, data: Path | None) -> None:
     from podium import demo as example
     from podium.server import run
 
-    with tempfile.TemporaryDirectory() as build, Progress(SpinnerColumn(), TextColumn("{task.description}"), console=console) as progress:
+    with (
+        tempfile.TemporaryDirectory() as build,
+        Progress(SpinnerColumn(), TextColumn("{task.description}"), console=console) as progress,
+    ):
         task = progress.add_task("training the NSMC sentiment example")
-        archive_path = example.build(model_store, Path(build), lambda line: progress.update(task, description=line), data)
+        archive_path = example.build(
+            model_store, Path(build), lambda line: progress.update(task, description=line), data
+        )
         progress.update(task, description=f"archived {archive_path}")
     base = f"http://127.0.0.1:{port}"
-    console.print(f"""
+    body = '{"text": "정말 재밌게 잘봤습니다!"}'
+    curl = f"curl -s {base}/predict -H 'Content-Type: application/json' -d '{body}'"
+    console.print(
+        f"""
 [bold]Podium demo[/bold]: {example.EXAMPLE} from {model_store}/
-  dashboard  {base}/
   API docs   {base}/docs
   health     {base}/ping
 Try it:
-  curl -s {base}/predict -H 'Content-Type: application/json' -d '{{"text": "정말 재밌게 잘봤습니다!"}}'
+  {curl}
 Press Ctrl-C to stop.
-""", highlight=False)
+""",
+        highlight=False,
+    )
     run(Settings(model_store=model_store, port=port, models=[example.EXAMPLE]))
 
 

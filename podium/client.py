@@ -1,8 +1,8 @@
 """A small HTTP client for a Podium server (httpx).
 
-    >>> from podium import Client
-    >>> Client("http://127.0.0.1:8080").predict("nsmc_sentiment", {"text": "재밌다"})
-    {'label': 'positive', 'confidence': 0.93}
+>>> from podium import Client
+>>> Client("http://127.0.0.1:8080").predict("nsmc_sentiment", {"text": "재밌다"})
+{'label': 'positive', 'confidence': 0.93}
 """
 
 from __future__ import annotations

@@ -46,8 +46,10 @@ def build(
         model_file=model_file.name,
         labels=LABELS,
         example=podium_json(example),
-        signature={"input": {"text": "string | list[string]"},
-                   "output": {"label": "negative | positive", "confidence": "float"}},
+        signature={
+            "input": {"text": "string | list[string]"},
+            "output": {"label": "negative | positive", "confidence": "float"},
+        },
     )
     files = {"handler.py": source / "handler.py", model_file.name: model_file}
     report("archiving")

@@ -117,9 +117,14 @@ def start_server(tmp_path: Path) -> Iterator[StartServer]:
         port = free_port()
         log = tmp_path / f"server-{port}.log"
         command = [
-            sys.executable, "-m", "podium.cli", "serve",
-            "--model-store", str(store or tmp_path / "store"),
-            "--port", str(port),
+            sys.executable,
+            "-m",
+            "podium.cli",
+            "serve",
+            "--model-store",
+            str(store or tmp_path / "store"),
+            "--port",
+            str(port),
             *flags,
         ]
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}

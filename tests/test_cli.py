@@ -28,10 +28,26 @@ def test_archive_and_inspect(tmp_path: Path) -> None:
     result = CliRunner().invoke(
         main,
         [
-            "archive", "echo", "--version", "3", "--handler", f"{HANDLERS / 'echo.py'}:EchoHandler",
-            "--extra-files", str(HANDLERS / "lifecycle.py"), "--batch-size", "16",
-            "--max-batch-delay", "2", "--min-workers", "2", "--max-workers", "4",
-            "--example", str(example), "-o", str(tmp_path / "store"),
+            "archive",
+            "echo",
+            "--version",
+            "3",
+            "--handler",
+            f"{HANDLERS / 'echo.py'}:EchoHandler",
+            "--extra-files",
+            str(HANDLERS / "lifecycle.py"),
+            "--batch-size",
+            "16",
+            "--max-batch-delay",
+            "2",
+            "--min-workers",
+            "2",
+            "--max-workers",
+            "4",
+            "--example",
+            str(example),
+            "-o",
+            str(tmp_path / "store"),
         ],
     )
     assert result.exit_code == 0, result.output
@@ -55,7 +71,9 @@ def test_archive_errors_are_one_line(tmp_path: Path) -> None:
     missing = CliRunner().invoke(main, ["archive", "x", "--handler", "nope.py"])
     assert missing.exit_code == 2
     assert "neither a built-in handler nor a file" in missing.output
-    bad_name = CliRunner().invoke(main, ["archive", "../x", "--handler", "sklearn", "-o", str(tmp_path)])
+    bad_name = CliRunner().invoke(
+        main, ["archive", "../x", "--handler", "sklearn", "-o", str(tmp_path)]
+    )
     assert bad_name.exit_code == 1
     assert "Traceback" not in bad_name.output
 
@@ -70,7 +88,8 @@ def test_inspect_garbage(tmp_path: Path) -> None:
 
 def test_predict_command(tmp_path: Path, start_server: StartServer) -> None:
     CliRunner().invoke(
-        main, ["archive", "echo", "--handler", str(HANDLERS / "echo.py"), "-o", str(tmp_path / "store")]
+        main,
+        ["archive", "echo", "--handler", str(HANDLERS / "echo.py"), "-o", str(tmp_path / "store")],
     )
     server = start_server()
     ok = CliRunner().invoke(main, ["predict", "echo", "--data", '{"a": 1}', "--url", server.url])
@@ -78,7 +97,9 @@ def test_predict_command(tmp_path: Path, start_server: StartServer) -> None:
     assert orjson.loads(ok.output)["echo"] == {"a": 1}
     data_file = tmp_path / "blob.bin"
     data_file.write_bytes(b"\x01\x02")
-    raw = CliRunner().invoke(main, ["predict", "echo", "--data", f"@{data_file}", "--url", server.url])
+    raw = CliRunner().invoke(
+        main, ["predict", "echo", "--data", f"@{data_file}", "--url", server.url]
+    )
     assert orjson.loads(raw.output)["echo"] == "0102"
     missing = CliRunner().invoke(main, ["predict", "ghost", "--data", "1", "--url", server.url])
     assert missing.exit_code == 1
@@ -100,7 +121,9 @@ def test_demo_answers_the_curl_line_it_prints(tmp_path: Path) -> None:
     with log.open("wb") as sink:
         process = subprocess.Popen(
             [sys.executable, "-m", "podium.cli", "demo", "--port", str(port)],
-            cwd=tmp_path, stdout=sink, stderr=subprocess.STDOUT,
+            cwd=tmp_path,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
             env={**os.environ, "COLUMNS": "200"},
         )
     try:
@@ -114,7 +137,10 @@ def test_demo_answers_the_curl_line_it_prints(tmp_path: Path) -> None:
         curl = next(line.strip() for line in log.read_text().splitlines() if "curl" in line)
         assert re.search(rf"http://127\.0\.0\.1:{port}/predict", curl)
         answer = subprocess.run(curl, shell=True, capture_output=True, check=True, timeout=30)
-        assert orjson.loads(answer.stdout) == {"label": "positive", "confidence": pytest.approx(1, abs=0.5)}
+        assert orjson.loads(answer.stdout) == {
+            "label": "positive",
+            "confidence": pytest.approx(1, abs=0.5),
+        }
         assert (tmp_path / "model_store" / "nsmc_sentiment-1.0.podium").is_file()
     finally:
         process.send_signal(signal.SIGINT)

@@ -55,7 +55,9 @@ def test_served_answers_equal_in_process_answers(
         assert client.ping()
     by_default = server.post("/predict", {"text": "정말 재밌게 잘봤습니다!"}).json()
     assert by_default["label"] == "positive"
-    listed = server.post("/predict", {"text": ["최악의 영화. 시간 아깝다", "정말 재밌게 잘봤습니다!"]})
+    listed = server.post(
+        "/predict", {"text": ["최악의 영화. 시간 아깝다", "정말 재밌게 잘봤습니다!"]}
+    )
     assert [a["label"] for a in listed.json()] == ["negative", "positive"]
     missing = server.post("/predict", {"review": "x"})
     assert missing.status_code == 400

@@ -16,14 +16,16 @@ from sklearn.linear_model import LogisticRegression
 from podium import Context, Handler
 from podium.archive import Manifest, pack
 from podium.handlers import load_handler
-from tests.conftest import HANDLERS, MakeArchive, StartServer
+from tests.conftest import MakeArchive, StartServer
 
 
 def context_for(manifest: Manifest, model_dir: Path) -> Context:
     return Context(manifest.name, manifest.version, model_dir, manifest)
 
 
-def test_lifecycle_order_through_the_server(make_archive: MakeArchive, start_server: StartServer) -> None:
+def test_lifecycle_order_through_the_server(
+    make_archive: MakeArchive, start_server: StartServer
+) -> None:
     make_archive("life", handler="lifecycle.py:LifecycleHandler", version="7")
     server = start_server()
     first = server.post("/predictions/life", {"x": 2}).json()

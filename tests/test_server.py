@@ -138,7 +138,9 @@ def test_queue_full_is_503_with_retry_after(
 
         with concurrent.futures.ThreadPoolExecutor(4) as pool:
             # One request occupies the worker, one waits in the queue, the rest bounce.
-            slow = [pool.submit(other.post, "/predictions/echo", json={"sleep": 1}) for _ in range(4)]
+            slow = [
+                pool.submit(other.post, "/predictions/echo", json={"sleep": 1}) for _ in range(4)
+            ]
             statuses = sorted(f.result().status_code for f in slow)
     assert statuses.count(200) >= 2
     assert 503 in statuses
@@ -164,7 +166,9 @@ def test_not_ready_is_503_and_ping_tells_the_truth(
 def test_docs_and_openapi(echo_server: Server) -> None:
     assert echo_server.http.get("/docs").status_code == 200
     paths = echo_server.http.get("/openapi.json").json()["paths"]
-    assert {"/ping", "/predict", "/predictions/{model}", "/predictions/{model}/{version}"} <= set(paths)
+    assert {"/ping", "/predict", "/predictions/{model}", "/predictions/{model}/{version}"} <= set(
+        paths
+    )
 
 
 def test_tampered_archive_is_not_served(

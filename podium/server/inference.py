@@ -112,7 +112,9 @@ async def send_error(send: Send, error: PodiumError) -> None:
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode("latin-1")),
     ]
-    headers += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in error.headers().items()]
+    headers += [
+        (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in error.headers().items()
+    ]
     await send({"type": "http.response.start", "status": error.status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 

@@ -29,8 +29,11 @@ class EchoHandler(Handler):
                 act(request)
         pid = os.getpid()
         return [
-            {"echo": request if not isinstance(request, bytes) else request.hex(),
-             "batch_size": len(batch), "pid": pid}
+            {
+                "echo": request if not isinstance(request, bytes) else request.hex(),
+                "batch_size": len(batch),
+                "pid": pid,
+            }
             for request in batch
         ]
 
