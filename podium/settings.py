@@ -56,7 +56,7 @@ class Settings(BaseSettings):
     debug: bool = False
     """Put tracebacks in 500 answers and log at debug level."""
     access_log: bool = False
-    """Log every request as one JSON line."""
+    """Log every request (uvicorn's access log)."""
     work_dir: Path | None = None
     """Where archives are unpacked (a private temporary folder when unset)."""
 
