@@ -121,3 +121,15 @@ def test_sigterm_drains_in_flight_requests(
     assert [a.status_code for a in answers] == [200] * 4
     assert server.process.wait(timeout=20) == 0
     assert server.worker_pids() == []
+
+
+def test_load_timeout_kills_and_retries_a_slow_loader(
+    make_archive: MakeArchive, start_server: StartServer
+) -> None:
+    make_archive("echo", options={"load_delay": 30})
+    server = start_server("--load-timeout", "0.5", ready=False)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and server.log.read_text().count("load timed out") < 2:
+        time.sleep(0.1)
+    assert server.log.read_text().count("load timed out") >= 2
+    assert server.http.get("/ping").status_code == 503
