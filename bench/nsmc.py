@@ -265,7 +265,8 @@ def predict(port: int) -> tuple[int, bytes]:
 def wait_ready(server: Server) -> None:
     """Poll until GET /ping and the model both answer 200; fail on exit or after a deadline.
 
-    The model is asked too: /ping may say healthy before the model is even registered.
+    The model is asked too, so a server that is healthy but cannot answer it fails here
+    rather than as a column of errors.
     """
     deadline = time.monotonic() + READY_TIMEOUT
     while time.monotonic() < deadline:
@@ -755,7 +756,9 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
     parser.add_argument("--out", type=Path, default=BENCH / "out", help="folder for results")
-    parser.add_argument("--profile", action="store_true", help="also profile with py-spy")
+    parser.add_argument(
+        "--profile", action="store_true", help="also profile podium (py-spy; perf if available)"
+    )
     return parser.parse_args()
 
 
