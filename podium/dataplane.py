@@ -6,6 +6,7 @@ Routes parse HTTP and call ``DataPlane.infer``; nothing here knows about ASGI.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -36,6 +37,10 @@ def parse_payload(body: bytes, content_type: str) -> Any:
     return body
 
 
+WATCH_AFTER = 0.05
+"""Seconds a request waits before the server starts watching for its client leaving."""
+
+
 class DataPlane:
     """Finds the version that serves a request and waits for its answer."""
 
@@ -49,41 +54,65 @@ class DataPlane:
         version: str | None,
         payload: Any,
         *,
-        cancel_on: Callable[[], Awaitable[Any]] | None = None,
+        until_gone: Callable[[], Awaitable[Any]] | None = None,
     ) -> wire.Response:
         """Queue ``payload`` for ``model`` and wait for the worker's answer.
 
-        ``cancel_on`` optionally waits for the client to go away: when it returns first,
+        ``until_gone`` optionally waits for the client to go away: when it returns first,
         the request is withdrawn and never reaches a worker.
         """
         if self.draining:
             raise ShuttingDown()
         served = self.registry.resolve(model, version)
         item = served.batcher.submit(payload)
-        return await self.wait(item, cancel_on)
+        return await self.wait(item, until_gone)
 
     async def wait(
-        self, item: Pending, cancel_on: Callable[[], Awaitable[Any]] | None
+        self, item: Pending, until_gone: Callable[[], Awaitable[Any]] | None
     ) -> wire.Response:
-        loop = asyncio.get_running_loop()
-        future = item.future
-        timer = loop.call_at(item.deadline, _expire, future)
-        watcher = None
-        if cancel_on is not None:
-            watcher = asyncio.ensure_future(cancel_on())
-            watcher.add_done_callback(lambda _: _fail(future, ClientDisconnected()))
+        guard = Guard(item, until_gone)
         try:
-            return await future
+            return await item.future
         finally:
-            timer.cancel()
-            if watcher is not None:
-                watcher.cancel()
+            guard.close()
 
 
-def _expire(future: asyncio.Future[wire.Response]) -> None:
-    _fail(future, RequestTimeout())
+class Guard:
+    """Enforces one request's deadline, and withdraws it if its client goes away.
 
+    Watching for a disconnect takes a task per request, which costs more than the rest of
+    the queueing together; so the watch starts only once a request has waited
+    ``WATCH_AFTER`` seconds. Requests answered sooner never pay for it, and those stuck
+    in a long queue, where dropping abandoned work matters, are watched.
+    """
 
-def _fail(future: asyncio.Future[wire.Response], error: Exception) -> None:
-    if not future.done():
-        future.set_exception(error)
+    __slots__ = ("deadline", "future", "timer", "until_gone", "watcher")
+
+    def __init__(self, item: Pending, until_gone: Callable[[], Awaitable[Any]] | None) -> None:
+        self.future = item.future
+        self.deadline = item.deadline
+        self.until_gone = until_gone
+        self.watcher: asyncio.Future[Any] | None = None
+        first = min(self.deadline, item.arrival + WATCH_AFTER) if until_gone else self.deadline
+        self.timer = asyncio.get_running_loop().call_at(first, self.check)
+
+    def check(self) -> None:
+        if self.future.done():
+            return
+        loop = asyncio.get_running_loop()
+        if time.monotonic() >= self.deadline:
+            self.future.set_exception(RequestTimeout())
+            return
+        if self.until_gone is not None and self.watcher is None:
+            self.watcher = asyncio.ensure_future(self.until_gone())
+            self.watcher.add_done_callback(self._gone)
+        self.timer = loop.call_at(self.deadline, self.check)
+
+    def _gone(self, watcher: asyncio.Future[Any]) -> None:
+        if not watcher.cancelled() and not self.future.done():
+            self.future.set_exception(ClientDisconnected())
+
+    def close(self) -> None:
+        self.timer.cancel()
+        if self.watcher is not None:
+            self.watcher.cancel()

@@ -113,6 +113,8 @@ class WorkerProcess(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         previous = self.state
         self.state = WorkerState.DEAD
+        if self.ready.done() and not self.ready.exception():
+            self.pool.worker_lost(self)
         for item in self.in_flight:
             if not item.future.done():
                 item.future.set_exception(WorkerDied())
@@ -185,14 +187,13 @@ class WorkerPool:
         self.idle: deque[WorkerProcess] = deque()
         self.on_idle: Callable[[], None] = lambda: None
         self.restarts = 0
+        self.ready_count = 0
+        """Workers that loaded their model and have not exited (kept, not recounted: the
+        batcher reads it on every request)."""
         self._failures = 0
         self._next_id = 0
         self._closing = False
         self._pending_starts: set[asyncio.Task[None]] = set()
-
-    @property
-    def ready_count(self) -> int:
-        return sum(w.state in (WorkerState.IDLE, WorkerState.BUSY) for w in self.workers)
 
     def worker_environment(self) -> dict[str, str]:
         environment = dict(os.environ)
@@ -223,7 +224,12 @@ class WorkerPool:
         return None
 
     def worker_ready(self, worker: WorkerProcess) -> None:
+        self.ready_count += 1
         self.worker_idle(worker)
+
+    def worker_lost(self, worker: WorkerProcess) -> None:
+        """A ready worker's connection closed: it no longer counts, even before it is reaped."""
+        self.ready_count -= 1
 
     def worker_idle(self, worker: WorkerProcess) -> None:
         self.idle.append(worker)
@@ -232,6 +238,7 @@ class WorkerPool:
     def worker_exited(self, worker: WorkerProcess, expected: bool) -> None:
         if worker in self.workers:
             self.workers.remove(worker)
+
         if self._closing or expected:
             return
         self.restarts += 1

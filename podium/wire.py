@@ -11,6 +11,7 @@ from __future__ import annotations
 import pickle
 import socket
 import struct
+from collections import deque
 from typing import Any, NamedTuple
 
 HEADER = struct.Struct(">I")
@@ -76,34 +77,6 @@ def decode(data: bytes | bytearray | memoryview) -> Message:
     return message
 
 
-def send(sock: socket.socket, message: Message) -> None:
-    sock.sendall(encode(message))
-
-
-def receive(sock: socket.socket) -> Message | None:
-    """Read one message; ``None`` when the other end closed."""
-    header = _read_exactly(sock, HEADER.size)
-    if header is None:
-        return None
-    (length,) = HEADER.unpack(header)
-    body = _read_exactly(sock, length)
-    if body is None:
-        return None
-    return decode(body)
-
-
-def _read_exactly(sock: socket.socket, size: int) -> bytearray | None:
-    buffer = bytearray(size)
-    view = memoryview(buffer)
-    received = 0
-    while received < size:
-        count = sock.recv_into(view[received:])
-        if count == 0:
-            return None
-        received += count
-    return buffer
-
-
 class FrameReader:
     """Splits a byte stream into decoded messages (for the asyncio side)."""
 
@@ -125,3 +98,30 @@ class FrameReader:
         if offset:
             del buffer[:offset]
         return messages
+
+
+class Channel:
+    """The worker's end: blocking send and receive of whole messages.
+
+    Reads are buffered (one ``recv`` usually brings a whole frame, header included), so a
+    batch costs one system call each way.
+    """
+
+    RECEIVE_SIZE = 1024 * 1024
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self._reader = FrameReader()
+        self._ready: deque[Message] = deque()
+
+    def send(self, message: Message) -> None:
+        self.sock.sendall(encode(message))
+
+    def receive(self) -> Message | None:
+        """The next message; ``None`` when the other end closed."""
+        while not self._ready:
+            data = self.sock.recv(self.RECEIVE_SIZE)
+            if not data:
+                return None
+            self._ready.extend(self._reader.feed(data))
+        return self._ready.popleft()

@@ -11,6 +11,7 @@ included) never cross the wire.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import signal
@@ -101,25 +102,28 @@ def load(message: wire.Load) -> Runner:
     return Runner(handler, context, message.debug)
 
 
-def serve(sock: socket.socket) -> int:
+def serve(channel: wire.Channel) -> int:
     """The worker's loop; returns the exit status."""
-    message = wire.receive(sock)
+    message = channel.receive()
     if not isinstance(message, wire.Load):
         return 2
     try:
         runner = load(message)
     except BaseException as error:
         log.exception("model failed to load")
-        wire.send(sock, wire.LoadFailed(f"{type(error).__name__}: {error}"))
+        channel.send(wire.LoadFailed(f"{type(error).__name__}: {error}"))
         return 1
-    wire.send(sock, wire.Ready(os.getpid()))
+    # The model is loaded for good: keep the collector from re-scanning it on every pass.
+    gc.collect()
+    gc.freeze()
+    channel.send(wire.Ready(os.getpid()))
     while True:
-        message = wire.receive(sock)
+        message = channel.receive()
         if message is None or isinstance(message, wire.Stop):
             return 0
         if isinstance(message, wire.Batch):
             responses = runner.run(message.payloads)
-            wire.send(sock, wire.Result(message.batch_id, responses))
+            channel.send(wire.Result(message.batch_id, responses))
 
 
 def main() -> None:
@@ -131,7 +135,7 @@ def main() -> None:
     )
     sock = socket.socket(fileno=int(sys.argv[1]))
     try:
-        status = serve(sock)
+        status = serve(wire.Channel(sock))
     except (BrokenPipeError, ConnectionResetError):
         status = 0
     finally:

@@ -45,7 +45,7 @@ class InferenceEndpoint:
             model, version = self._route(scope)
             body, content_type = await self._read_body(scope, receive)
             payload = parse_payload(body, content_type)
-            response = await self.dataplane.infer(model, version, payload, cancel_on=receive)
+            response = await self.dataplane.infer(model, version, payload, until_gone=receive)
         except ClientDisconnected:
             return
         except PodiumError as error:
