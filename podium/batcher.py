@@ -30,7 +30,7 @@ class Pending:
 
     __slots__ = ("arrival", "deadline", "future", "payload")
 
-    def __init__(self, payload: Any, future: asyncio.Future[wire.Response], timeout: float):
+    def __init__(self, payload: Any, future: asyncio.Future[wire.Answer], timeout: float):
         self.payload = payload
         self.future = future
         self.arrival = time.monotonic()

@@ -55,7 +55,7 @@ class DataPlane:
         payload: Any,
         *,
         until_gone: Callable[[], Awaitable[Any]] | None = None,
-    ) -> wire.Response:
+    ) -> wire.Answer:
         """Queue ``payload`` for ``model`` and wait for the worker's answer.
 
         ``until_gone`` optionally waits for the client to go away: when it returns first,
@@ -69,7 +69,7 @@ class DataPlane:
 
     async def wait(
         self, item: Pending, until_gone: Callable[[], Awaitable[Any]] | None
-    ) -> wire.Response:
+    ) -> wire.Answer:
         guard = Guard(item, until_gone)
         try:
             return await item.future

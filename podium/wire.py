@@ -57,24 +57,42 @@ class Response(NamedTuple):
     body: bytes
 
 
+Answer = tuple[int, str, bytes]
+"""A ``Response`` as the front end receives it: a plain tuple."""
+
+
 class Result(NamedTuple):
-    """Worker → front end: one ``Response`` per payload of a batch, in order."""
+    """Worker → front end: one answer per payload of a batch, in order."""
 
     batch_id: int
-    responses: list[Response]
+    responses: list[Answer]
 
 
 Message = Load | Batch | Stop | Ready | LoadFailed | Result
 
+# Batches and results cross the wire as plain tuples tagged with these: pickling a named
+# tuple stores its class and rebuilds it through Python code, several times the cost.
+BATCH = 1
+RESULT = 2
+
 
 def encode(message: Message) -> bytes:
-    data = pickle.dumps(message, protocol=5)
+    packed: object = message
+    if type(message) is Batch:
+        packed = (BATCH, message.batch_id, message.payloads)
+    elif type(message) is Result:
+        packed = (RESULT, message.batch_id, [tuple(r) for r in message.responses])
+    data = pickle.dumps(packed, protocol=5)
     return HEADER.pack(len(data)) + data
 
 
 def decode(data: bytes | bytearray | memoryview) -> Message:
-    message: Message = pickle.loads(data)
-    return message
+    message = pickle.loads(data)
+    if type(message) is tuple:
+        tag, batch_id, items = message
+        return Batch(batch_id, items) if tag == BATCH else Result(batch_id, items)
+    unpacked: Message = message
+    return unpacked
 
 
 class FrameReader:
@@ -83,7 +101,7 @@ class FrameReader:
     def __init__(self) -> None:
         self._buffer = bytearray()
 
-    def feed(self, data: bytes) -> list[Message]:
+    def feed(self, data: bytes | memoryview) -> list[Message]:
         self._buffer += data
         messages: list[Message] = []
         buffer = self._buffer
@@ -113,6 +131,9 @@ class Channel:
         self.sock = sock
         self._reader = FrameReader()
         self._ready: deque[Message] = deque()
+        # Reused: a fresh 1 MiB buffer per recv costs an mmap/munmap pair every batch.
+        self._chunk = bytearray(self.RECEIVE_SIZE)
+        self._view = memoryview(self._chunk)
 
     def send(self, message: Message) -> None:
         self.sock.sendall(encode(message))
@@ -120,8 +141,8 @@ class Channel:
     def receive(self) -> Message | None:
         """The next message; ``None`` when the other end closed."""
         while not self._ready:
-            data = self.sock.recv(self.RECEIVE_SIZE)
-            if not data:
+            count = self.sock.recv_into(self._chunk)
+            if not count:
                 return None
-            self._ready.extend(self._reader.feed(data))
+            self._ready.extend(self._reader.feed(self._view[:count]))
         return self._ready.popleft()

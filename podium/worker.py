@@ -31,6 +31,7 @@ from podium.handler import Context, Handler
 JSON = "application/json"
 BINARY = "application/octet-stream"
 JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+GC_THRESHOLD = 10_000
 
 log = logging.getLogger("podium.worker")
 
@@ -64,7 +65,7 @@ class Runner:
         self.context = context
         self.debug = debug
 
-    def run(self, payloads: list[Any]) -> list[wire.Response]:
+    def run(self, payloads: list[Any]) -> list[wire.Answer]:
         try:
             return [encode_response(value) for value in self._handle(payloads)]
         except Exception as error:
@@ -116,6 +117,7 @@ def serve(channel: wire.Channel) -> int:
     # The model is loaded for good: keep the collector from re-scanning it on every pass.
     gc.collect()
     gc.freeze()
+    gc.set_threshold(GC_THRESHOLD, *gc.get_threshold()[1:])
     channel.send(wire.Ready(os.getpid()))
     while True:
         message = channel.receive()

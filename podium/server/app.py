@@ -80,8 +80,8 @@ def build_api(app: PodiumApp) -> FastAPI:
     # them; these definitions document them and serve the same answers if reached.
     async def predict_through_api(request: Request, model: str, version: str | None) -> Response:
         payload = parse_payload(await request.body(), request.headers.get("content-type", ""))
-        answer = await app.dataplane.infer(model, version, payload)
-        return Response(answer.body, answer.status, media_type=answer.content_type)
+        status, content_type, body = await app.dataplane.infer(model, version, payload)
+        return Response(body, status, media_type=content_type)
 
     inference_doc: dict[str, Any] = {"requestBody": documented_body()}
 

@@ -92,18 +92,19 @@ class InferenceEndpoint:
         return b"".join(chunks) if len(chunks) != 1 else chunks[0], content_type
 
 
-async def send_response(send: Send, response: wire.Response) -> None:
+async def send_response(send: Send, response: wire.Answer) -> None:
+    status, content_type, body = response
     await send(
         {
             "type": "http.response.start",
-            "status": response.status,
+            "status": status,
             "headers": [
-                (b"content-type", response.content_type.encode("latin-1")),
-                (b"content-length", str(len(response.body)).encode("latin-1")),
+                (b"content-type", content_type.encode("latin-1")),
+                (b"content-length", str(len(body)).encode("latin-1")),
             ],
         }
     )
-    await send({"type": "http.response.body", "body": response.body})
+    await send({"type": "http.response.body", "body": body})
 
 
 async def send_error(send: Send, error: PodiumError) -> None:
