@@ -22,6 +22,7 @@ from typing import Any, Literal
 
 from podium import wire
 from podium.errors import ModelNotReady, QueueFull, RequestTimeout
+from podium.metrics import Stats
 from podium.supervisor import WorkerPool
 
 
@@ -49,6 +50,7 @@ class Batcher:
         policy: Literal["adaptive", "fixed"],
         max_queue: int,
         request_timeout: float,
+        stats: Stats,
     ) -> None:
         self.pool = pool
         self.batch_size = batch_size
@@ -57,7 +59,7 @@ class Batcher:
         self.max_queue = max_queue
         self.request_timeout = request_timeout
         self.queue: deque[Pending] = deque()
-        self.batch_sizes: dict[int, int] = {}
+        self.stats = stats
         self.dropped = 0
         self._scheduled = False
         self._timer: asyncio.TimerHandle | None = None
@@ -101,7 +103,7 @@ class Batcher:
             if not batch:
                 self.pool.idle.appendleft(worker)
                 return
-            self.batch_sizes[len(batch)] = self.batch_sizes.get(len(batch), 0) + 1
+            self.stats.batch_size.observe(len(batch))
             worker.run(batch)
 
     def _take(self, now: float) -> list[Pending]:

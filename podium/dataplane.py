@@ -14,7 +14,13 @@ import orjson
 
 from podium import wire
 from podium.batcher import Pending
-from podium.errors import ClientDisconnected, InvalidRequest, RequestTimeout, ShuttingDown
+from podium.errors import (
+    ClientDisconnected,
+    InvalidRequest,
+    PodiumError,
+    RequestTimeout,
+    ShuttingDown,
+)
 from podium.registry import Registry
 
 
@@ -64,8 +70,16 @@ class DataPlane:
         if self.draining:
             raise ShuttingDown()
         served = self.registry.resolve(model, version)
-        item = served.batcher.submit(payload)
-        return await self.wait(item, until_gone)
+        stats = served.stats
+        try:
+            item = served.batcher.submit(payload)
+            answer = await self.wait(item, until_gone)
+        except PodiumError as error:
+            stats.answered(error.status)
+            raise
+        stats.answered(answer[0])
+        stats.latency.observe(time.monotonic() - item.arrival)
+        return answer
 
     async def wait(
         self, item: Pending, until_gone: Callable[[], Awaitable[Any]] | None

@@ -17,6 +17,7 @@ from pathlib import Path
 from podium import archive
 from podium.batcher import Batcher
 from podium.errors import ModelNotFound, PodiumError
+from podium.metrics import Stats
 from podium.settings import Settings
 from podium.store import ModelStore, StoredArchive, default_version
 from podium.supervisor import WorkerPool
@@ -35,6 +36,7 @@ class ModelVersion:
     pool: WorkerPool
     batcher: Batcher
     min_workers: int
+    stats: Stats
 
     @property
     def ready(self) -> bool:
@@ -89,9 +91,11 @@ class Registry:
         archive.unpack(stored.path, model_dir)
         settings = self.settings
         workers = settings.workers or max(1, manifest.min_workers)
+        stats = Stats()
         pool = WorkerPool(
             f"{manifest.name}/{manifest.version}",
             model_dir,
+            stats=stats,
             workers=workers,
             load_timeout=settings.load_timeout,
             threads=max(1, _cores() // workers),
@@ -104,9 +108,10 @@ class Registry:
             policy=settings.batching or manifest.batching,
             max_queue=settings.max_queue,
             request_timeout=settings.request_timeout,
+            stats=stats,
         )
         version = ModelVersion(
-            manifest.name, manifest.version, manifest, model_dir, pool, batcher, workers
+            manifest.name, manifest.version, manifest, model_dir, pool, batcher, workers, stats
         )
         self.models.setdefault(manifest.name, {})[manifest.version] = version
         self.defaults[manifest.name] = default_version(list(self.models[manifest.name]))

@@ -27,6 +27,7 @@ from podium.errors import WorkerDied
 
 if TYPE_CHECKING:
     from podium.batcher import Pending
+    from podium.metrics import Stats
 
 log = logging.getLogger("podium.supervisor")
 
@@ -56,6 +57,7 @@ class WorkerProcess(asyncio.Protocol):
         self.reader = wire.FrameReader()
         self.in_flight: list[Pending] = []
         self.batch_id = 0
+        self.sent_at = 0.0
         self.started_at = time.monotonic()
         self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.exited: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -138,9 +140,11 @@ class WorkerProcess(asyncio.Protocol):
         self.state = WorkerState.BUSY
         self.batch_id += 1
         self.in_flight = batch
+        self.sent_at = time.monotonic()
         self._send(wire.Batch(self.batch_id, [item.payload for item in batch]))
 
     def _finish_batch(self, result: wire.Result) -> None:
+        self.pool.stats.inference.observe(time.monotonic() - self.sent_at)
         for item, response in zip(self.in_flight, result.responses, strict=True):
             if not item.future.done():
                 item.future.set_result(response)
@@ -175,9 +179,11 @@ class WorkerPool:
         workers: int,
         load_timeout: float,
         threads: int,
+        stats: Stats,
         debug: bool = False,
     ) -> None:
         self.label = label
+        self.stats = stats
         self.model_dir = model_dir
         self.target = workers
         self.load_timeout = load_timeout
@@ -215,6 +221,13 @@ class WorkerPool:
             log.error("%s: cannot start a worker: %s", self.label, error)
             self.workers.remove(worker)
             self._schedule_restart(uptime=0.0)
+
+    def states(self) -> dict[str, int]:
+        """How many workers are in each state (every state listed)."""
+        counts = {state.value: 0 for state in WorkerState}
+        for worker in self.workers:
+            counts[worker.state.value] += 1
+        return counts
 
     def take_idle(self) -> WorkerProcess | None:
         while self.idle:

@@ -15,10 +15,12 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from podium import __version__
 from podium.dataplane import DataPlane, parse_payload
 from podium.errors import PodiumError, ServiceUnavailable
+from podium.metrics import exposition
 from podium.registry import Registry
 from podium.server.inference import InferenceEndpoint, documented_body, is_inference
 from podium.server.types import Receive, Scope, Send
@@ -75,6 +77,10 @@ def build_api(app: PodiumApp) -> FastAPI:
             return JSONResponse({"status": "Healthy"})
         error = ServiceUnavailable("Not every model has its minimum of ready workers")
         return JSONResponse({"status": "Unhealthy"}, 503, headers=error.headers())
+
+    @api.get("/metrics", tags=["health"], summary="Prometheus metrics")
+    async def metrics() -> Response:
+        return Response(exposition(app.registry), media_type=CONTENT_TYPE_LATEST)
 
     # The inference routes below are answered by InferenceEndpoint before FastAPI sees
     # them; these definitions document them and serve the same answers if reached.
