@@ -46,7 +46,7 @@ class Histogram:
         pairs: list[tuple[str, float]] = []
         for bound, count in zip((*self.bounds, float("inf")), self.counts, strict=True):
             running += count
-            pairs.append(("+Inf" if bound == float("inf") else repr(bound), running))
+            pairs.append(("+Inf" if bound == float("inf") else repr(float(bound)), running))
         return pairs
 
 

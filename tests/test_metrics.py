@@ -26,7 +26,7 @@ def test_histogram_buckets_are_cumulative() -> None:
     histogram = Histogram([1, 2, 4])
     for value in (1, 1, 3, 100):
         histogram.observe(value)
-    assert histogram.buckets() == [("1", 2), ("2", 2), ("4", 3), ("+Inf", 4)]
+    assert histogram.buckets() == [("1.0", 2), ("2.0", 2), ("4.0", 3), ("+Inf", 4)]
     assert histogram.total == 105
 
 
