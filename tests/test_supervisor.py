@@ -133,3 +133,31 @@ def test_load_timeout_kills_and_retries_a_slow_loader(
         time.sleep(0.1)
     assert server.log.read_text().count("load timed out") >= 2
     assert server.http.get("/ping").status_code == 503
+
+
+def test_killing_a_worker_while_it_loads_its_model(
+    make_archive: MakeArchive, start_server: StartServer
+) -> None:
+    make_archive("echo", options={"load_delay": 1})
+    server = start_server("--workers", "2")
+    first, second = server.worker_pids()
+    os.kill(first, signal.SIGKILL)
+
+    # The replacement is loading now (1 s); kill it mid-load while requests flow.
+    def replacement() -> int:
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            fresh = [pid for pid in server.worker_pids() if pid not in (first, second)]
+            if fresh:
+                return fresh[0]
+            time.sleep(0.01)
+        raise AssertionError("no replacement worker started")
+
+    loading = replacement()
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        answers = [pool.submit(server.post, "/predictions/echo", {"i": i}) for i in range(100)]
+        os.kill(loading, signal.SIGKILL)
+        statuses = [a.result().status_code for a in answers]
+    assert statuses == [200] * 100  # the healthy worker answered everything
+    server.wait_ready(timeout=5)
+    assert len(server.worker_pids()) == 2
