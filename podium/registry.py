@@ -68,6 +68,10 @@ class Registry:
         """Load every archive of the store (or the named models); return the problems."""
         store = ModelStore(self.settings.model_store)
         found, problems = store.scan(self.settings.models or None)
+        if not found:
+            log.warning("no model to serve in %s", store.root)
+        for stored in found:
+            log.info("loading %s from %s", stored.manifest.key, stored.path.name)
         missing = set(self.settings.models) - {stored.name for stored in found}
         problems += [f"model {name!r} is not in {store.root}" for name in sorted(missing)]
         results = await asyncio.gather(

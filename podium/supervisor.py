@@ -104,6 +104,12 @@ class WorkerProcess(asyncio.Protocol):
                 self._finish_batch(message)
             elif isinstance(message, wire.Ready):
                 self.state = WorkerState.IDLE
+                log.info(
+                    "%s: worker %d ready in %.2f s",
+                    self.pool.label,
+                    message.pid,
+                    time.monotonic() - self.started_at,
+                )
                 self.started_at = time.monotonic()
                 self.ready.set_result(None)
                 self.pool.worker_ready(self)
