@@ -98,6 +98,8 @@ class Batcher:
         while self.queue:
             worker = self.pool.take_idle()
             if worker is None:
+                if len(self.queue) >= self.batch_size:
+                    self.pool.grow()
                 return
             batch = self._take(now)
             if not batch:

@@ -95,14 +95,17 @@ class Registry:
         archive.unpack(stored.path, model_dir)
         settings = self.settings
         workers = settings.workers or max(1, manifest.min_workers)
+        maximum = settings.workers or manifest.max_workers
         stats = Stats()
         pool = WorkerPool(
             f"{manifest.name}/{manifest.version}",
             model_dir,
             stats=stats,
-            workers=workers,
+            minimum=workers,
+            maximum=maximum,
+            scale_down_after=settings.scale_down_after,
             load_timeout=settings.load_timeout,
-            threads=max(1, _cores() // workers),
+            threads=max(1, _cores() // max(workers, maximum)),
             debug=settings.debug,
         )
         batcher = Batcher(

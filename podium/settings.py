@@ -52,7 +52,9 @@ class Settings(BaseSettings):
     """Override every archive's batching policy (adaptive: dispatch as soon as a worker is
     idle; fixed: wait up to max_batch_delay for a full batch)."""
     workers: int | None = Field(default=None, ge=1, le=64)
-    """Override every archive's worker count."""
+    """Override every archive's worker count (fixed: no scaling)."""
+    scale_down_after: float = Field(default=60.0, gt=0)
+    """Seconds a worker above a model's min_workers may stay idle before it is stopped."""
     debug: bool = False
     """Put tracebacks in 500 answers and log at debug level."""
     access_log: bool = False

@@ -18,9 +18,9 @@ import sys
 import time
 import typing
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from podium import wire
 from podium.errors import WorkerDied
@@ -58,6 +58,7 @@ class WorkerProcess(asyncio.Protocol):
         self.in_flight: list[Pending] = []
         self.batch_id = 0
         self.sent_at = 0.0
+        self.idle_since = 0.0
         self.started_at = time.monotonic()
         self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.exited: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -175,23 +176,33 @@ class WorkerProcess(asyncio.Protocol):
 
 
 class WorkerPool:
-    """The worker processes of one model version."""
+    """The worker processes of one model version, between ``minimum`` and ``maximum``.
+
+    It starts ``minimum`` workers. When the batcher reports a backlog and every worker is
+    busy, it adds one (one start at a time) up to ``maximum``; a worker idle for
+    ``scale_down_after`` seconds is stopped while there are more than ``minimum``.
+    """
 
     def __init__(
         self,
         label: str,
         model_dir: Path,
         *,
-        workers: int,
+        minimum: int,
+        maximum: int,
         load_timeout: float,
         threads: int,
         stats: Stats,
+        scale_down_after: float = 60.0,
         debug: bool = False,
     ) -> None:
         self.label = label
         self.stats = stats
         self.model_dir = model_dir
-        self.target = workers
+        self.minimum = minimum
+        self.maximum = max(minimum, maximum)
+        self.target = minimum
+        self.scale_down_after = scale_down_after
         self.load_timeout = load_timeout
         self.threads = threads
         self.debug = debug
@@ -205,7 +216,7 @@ class WorkerPool:
         self._failures = 0
         self._next_id = 0
         self._closing = False
-        self._pending_starts: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
 
     def worker_environment(self) -> dict[str, str]:
         environment = dict(os.environ)
@@ -214,8 +225,40 @@ class WorkerPool:
         return environment
 
     async def start(self) -> None:
-        """Start the target number of workers and wait until each is ready or failed."""
+        """Start the minimum of workers and wait until each is ready or failed."""
+        if self.maximum > self.minimum:
+            self._track(self._scale_down_idle())
         await asyncio.gather(*(self._spawn() for _ in range(self.target)))
+
+    def grow(self) -> None:
+        """Add a worker if the pool may and none is already starting (backlog seen)."""
+        if self._closing or self.target >= self.maximum:
+            return
+        if any(w.state is WorkerState.STARTING for w in self.workers):
+            return
+        self.target += 1
+        log.info("%s: backlog, adding worker %d of %d", self.label, self.target, self.maximum)
+        self._track(self._spawn())
+
+    async def _scale_down_idle(self) -> None:
+        while True:
+            await asyncio.sleep(max(0.1, self.scale_down_after / 4))
+            now = time.monotonic()
+            for worker in list(self.workers):
+                if self.target <= self.minimum:
+                    break
+                if (
+                    worker.state is WorkerState.IDLE
+                    and now - worker.idle_since > self.scale_down_after
+                ):
+                    self.target -= 1
+                    log.info("%s: worker %s idle, stopping it", self.label, worker.pid)
+                    worker.stop()
+
+    def _track(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _spawn(self) -> None:
         worker = WorkerProcess(self, self._next_id)
@@ -251,6 +294,7 @@ class WorkerPool:
         self.ready_count -= 1
 
     def worker_idle(self, worker: WorkerProcess) -> None:
+        worker.idle_since = time.monotonic()
         self.idle.append(worker)
         self.on_idle()
 
@@ -270,9 +314,7 @@ class WorkerPool:
             self._failures = 0
         delay = min(RESTART_BASE_DELAY * 2**self._failures, RESTART_MAX_DELAY)
         self._failures += 1
-        task = asyncio.get_running_loop().create_task(self._restart_after(delay))
-        self._pending_starts.add(task)
-        task.add_done_callback(self._pending_starts.discard)
+        self._track(self._restart_after(delay))
 
     async def _restart_after(self, delay: float) -> None:
         await asyncio.sleep(delay)
@@ -282,7 +324,7 @@ class WorkerPool:
     async def stop(self, timeout: float = 10.0) -> None:
         """Let each worker finish its batch and exit; kill those that do not in time."""
         self._closing = True
-        for task in self._pending_starts:
+        for task in self._tasks:
             task.cancel()
         workers = list(self.workers)
         for worker in workers:

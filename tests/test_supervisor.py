@@ -161,3 +161,22 @@ def test_killing_a_worker_while_it_loads_its_model(
     assert statuses == [200] * 100  # the healthy worker answered everything
     server.wait_ready(timeout=5)
     assert len(server.worker_pids()) == 2
+
+
+def test_pool_grows_under_backlog_and_shrinks_when_idle(
+    make_archive: MakeArchive, start_server: StartServer
+) -> None:
+    make_archive("echo", batch_size=1, min_workers=1, max_workers=2)
+    server = start_server("--scale-down-after", "1")
+    assert len(server.worker_pids()) == 1
+    with concurrent.futures.ThreadPoolExecutor(6) as pool:
+        answers = [pool.submit(server.post, "/predictions/echo", {"sleep": 0.3}) for _ in range(24)]
+        assert all(a.result().status_code == 200 for a in answers)
+    pids = {a.result().json()["pid"] for a in answers}
+    assert len(pids) == 2  # a second worker joined and served
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and len(server.worker_pids()) > 1:
+        time.sleep(0.1)
+    assert len(server.worker_pids()) == 1
+    assert server.http.get("/ping").status_code == 200
+    assert server.post("/predictions/echo", {"after": 1}).status_code == 200
