@@ -16,7 +16,7 @@ from tests.conftest import MakeArchive, Server, StartServer, tamper
 def echo_server(make_archive: MakeArchive, start_server: StartServer) -> Server:
     make_archive("echo", batch_size=8)
     make_archive("echo", version="2.0", batch_size=8)
-    return start_server("--request-timeout", "2", "--max-body-bytes", "1000")
+    return start_server("--request-timeout", "2", "--max-body-bytes", "20000")
 
 
 def assert_serving(server: Server) -> None:
@@ -73,15 +73,15 @@ def test_unknown_model_or_version_is_404(echo_server: Server, path: str) -> None
 
 
 def test_body_over_limit_is_413(echo_server: Server) -> None:
-    response = echo_server.post("/predictions/echo", content=b"x" * 5000)
-    assert_error(response, 413, "PayloadTooLarge", "1000")
+    response = echo_server.post("/predictions/echo", content=b"x" * 50_000)
+    assert_error(response, 413, "PayloadTooLarge", "20000")
     assert_serving(echo_server)
 
 
 def test_chunked_body_over_limit_is_413(echo_server: Server) -> None:
     def chunks() -> object:
         for _ in range(10):
-            yield b"y" * 500
+            yield b"y" * 5000
 
     response = echo_server.http.post("/predictions/echo", content=chunks())  # type: ignore[arg-type]
     assert_error(response, 413, "PayloadTooLarge")
@@ -180,3 +180,67 @@ def test_tampered_archive_is_not_served(
     assert_serving(server)
     assert_error(server.post("/predictions/other", {"x": 1}), 404, "ModelNotFound")
     assert "other-1.0.podium" in server.log.read_text()
+
+
+def raw_exchange(server: Server, data: bytes, expect: int = 1) -> bytes:
+    """Send raw bytes on one connection; read until ``expect`` responses arrived."""
+    host, port = server.url.removeprefix("http://").split(":")
+    received = b""
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        sock.sendall(data)
+        while received.count(b"HTTP/1.1 ") < expect:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            received += chunk
+    return received
+
+
+def test_hostile_json_is_400(echo_server: Server) -> None:
+    headers = {"content-type": "application/json"}
+    for body in [b"[" * 5000 + b"]" * 5000, b"1" * 400, b'{"a": NaN}', b"\x00"]:
+        response = echo_server.post("/predictions/echo", content=body, headers=headers)
+        assert_error(response, 400, "InvalidRequest")
+    assert_serving(echo_server)
+
+
+def test_predict_routes_by_query(echo_server: Server) -> None:
+    assert_error(echo_server.post("/predict?model=ghost", {"x": 1}), 404, "ModelNotFound")
+    assert echo_server.post("/predict?model=echo", {"x": 1}).json()["echo"] == {"x": 1}
+    assert echo_server.post("/predict?model=echo&model=x&%ff=1", {"x": 2}).status_code == 200
+
+
+def test_garbage_http_is_refused_and_the_server_lives(echo_server: Server) -> None:
+    assert raw_exchange(echo_server, b"\x16\x03\x01\x02\x00garbage\r\n\r\n").startswith(
+        b"HTTP/1.1 400"
+    )
+    host, port = echo_server.url.removeprefix("http://").split(":")
+    # A request cut off mid-headers, and one cut off mid-body: the client gives up.
+    for partial in [
+        b"POST /predictions/echo HTTP/1.1\r\nX: y\r\n",
+        b"POST /predictions/echo HTTP/1.1\r\nContent-Length: 100\r\n\r\n{",
+    ]:
+        with socket.create_connection((host, int(port)), timeout=5) as sock:
+            sock.sendall(partial)
+    assert_serving(echo_server)
+
+
+def test_pipelined_requests_get_answers_in_order(echo_server: Server) -> None:
+    def request(i: int) -> bytes:
+        body = b'{"i": %d}' % i
+        return (
+            b"POST /predictions/echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+        )
+
+    answer = raw_exchange(echo_server, b"".join(request(i) for i in range(3)), expect=3)
+    assert answer.count(b"HTTP/1.1 200") == 3
+    assert answer.index(b'"i":0') < answer.index(b'"i":1') < answer.index(b'"i":2')
+
+
+def test_other_routes_refuse_wrong_methods(echo_server: Server) -> None:
+    for path in ["/ping", "/metrics", "/openapi.json"]:
+        assert echo_server.http.post(path, content=b"x" * 100).status_code == 405
+        assert echo_server.http.delete(path).status_code == 405
+    assert echo_server.http.get("/ping?x=%00").status_code == 200
+    assert_serving(echo_server)
