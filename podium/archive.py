@@ -31,7 +31,7 @@ from podium.errors import ArchiveError
 MANIFEST_PATH = ".podium/manifest.json"
 SUFFIX = ".podium"
 FORMAT: Literal["podium/1"] = "podium/1"
-BUILTIN_HANDLERS = ("sklearn",)
+BUILTIN_HANDLERS = ("onnx", "sklearn", "torch", "transformers")
 
 MAX_MEMBER_BYTES = 8 * 1024**3
 MAX_TOTAL_BYTES = 16 * 1024**3

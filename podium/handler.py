@@ -34,6 +34,8 @@ class Context:
     manifest: Manifest
     worker_id: int = 0
     device: str = "cpu"
+    threads: int = 1
+    """Threads the model library may use: the worker's share of the cores."""
     logger: logging.Logger = field(default_factory=lambda: logging.getLogger("podium.handler"))
 
     @property

@@ -96,6 +96,7 @@ def load(message: wire.Load) -> Runner:
         model_dir=model_dir,
         manifest=manifest,
         worker_id=message.worker_id,
+        threads=int(os.environ.get("PODIUM_THREADS", "1")),
         logger=logging.getLogger(f"podium.model.{manifest.name}"),
     )
     handler = load_handler(manifest, model_dir)

@@ -2,7 +2,7 @@
 
 ``handler`` in the manifest is one of
 
-- a built-in name: ``sklearn``;
+- a built-in name: ``sklearn``, ``onnx``, ``torch``, ``transformers``;
 - ``file.py:ClassName``: a ``podium.Handler`` subclass in that file;
 - ``file.py``: the file's one ``Handler`` subclass, or its module-level
   ``handle(requests, context)`` function.
@@ -22,7 +22,12 @@ from typing import Any
 from podium.archive import Manifest
 from podium.handler import Context, Handler
 
-BUILTINS = {"sklearn": "podium.handlers.sklearn:SklearnHandler"}
+BUILTINS = {
+    "onnx": "podium.handlers.onnx:OnnxHandler",
+    "sklearn": "podium.handlers.sklearn:SklearnHandler",
+    "torch": "podium.handlers.torch:TorchHandler",
+    "transformers": "podium.handlers.transformers:TransformersHandler",
+}
 
 
 class FunctionHandler(Handler):
