@@ -279,3 +279,41 @@ def collect_files(paths: Iterable[Path]) -> dict[str, Path]:
         else:
             raise ArchiveError(f"{path}: no such file or folder")
     return files
+
+
+FRAMEWORK_BY_SUFFIX = {
+    ".onnx": "onnx",
+    ".pt2": "torch",
+    ".pt": "torch",
+    ".pth": "torch",
+    ".torchscript": "torch",
+    ".joblib": "sklearn",
+    ".pkl": "sklearn",
+    ".pickle": "sklearn",
+    ".skops": "sklearn",
+}
+
+
+def detect_handler(model: Path) -> tuple[str, dict[str, Any]]:
+    """The built-in handler for a model file or folder, and the options it needs.
+
+    ``.onnx`` → onnx; ``.pt``/``.pth``/``.torchscript``/``.pt2`` → torch;
+    ``.joblib``/``.pkl``/``.skops`` → sklearn; a folder with ``config.json`` →
+    transformers (text-classification when its architecture has a classification head,
+    else feature-extraction).
+    """
+    if model.is_dir():
+        config = model / "config.json"
+        if not config.is_file():
+            raise ArchiveError(f"{model.name}: a model folder must hold a transformers config.json")
+        try:
+            architectures = orjson.loads(config.read_bytes()).get("architectures") or []
+        except (orjson.JSONDecodeError, AttributeError):
+            raise ArchiveError(f"{model.name}/config.json is not a JSON object") from None
+        classifies = any("SequenceClassification" in str(a) for a in architectures)
+        task = "text-classification" if classifies else "feature-extraction"
+        return "transformers", {"model_dir": model.name, "task": task}
+    handler = FRAMEWORK_BY_SUFFIX.get(model.suffix.lower())
+    if handler is None:
+        raise ArchiveError(f"cannot tell the framework of {model.name}; name a --handler")
+    return handler, {}

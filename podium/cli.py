@@ -14,7 +14,14 @@ from pydantic.fields import FieldInfo
 from rich.console import Console
 
 from podium import __version__
-from podium.archive import BUILTIN_HANDLERS, Manifest, collect_files, pack, verify
+from podium.archive import (
+    BUILTIN_HANDLERS,
+    Manifest,
+    collect_files,
+    detect_handler,
+    pack,
+    verify,
+)
 from podium.errors import ArchiveError, PodiumError
 from podium.settings import Settings
 
@@ -82,13 +89,15 @@ def serve(**values: Any) -> None:
 @click.argument("name")
 @click.option("--version", "version", default="1.0", show_default=True, help="Model version.")
 @click.option(
-    "--handler", required=True, help=f"Built-in ({', '.join(BUILTIN_HANDLERS)}) or FILE.py[:Class]."
+    "--handler",
+    help=f"Built-in ({', '.join(BUILTIN_HANDLERS)}) or FILE.py[:Class]; "
+    "detected from --model when omitted.",
 )
 @click.option(
     "--model",
     "model",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Serialized model file.",
+    type=click.Path(exists=True, path_type=Path),
+    help="Serialized model file, or a transformers model folder.",
 )
 @click.option(
     "--extra-files",
@@ -110,6 +119,13 @@ def serve(**values: Any) -> None:
 @click.option("--max-workers", type=int, help="Most workers the model may have.")
 @click.option("--labels", help="Comma-separated class labels, by class index.")
 @click.option(
+    "--option",
+    "options",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Handler option (VALUE as JSON if it parses, else text); repeat.",
+)
+@click.option(
     "--example",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="JSON file with an example request.",
@@ -125,18 +141,54 @@ def serve(**values: Any) -> None:
 )
 def archive(
     name: str,
-    handler: str,
+    handler: str | None,
     model: Path | None,
     extra_files: tuple[Path, ...],
     requirements: Path | None,
     example: Path | None,
     labels: str | None,
+    options: tuple[str, ...],
     output: Path,
     **settings: Any,
 ) -> None:
     """Build an archive from a model file, a handler and extra files."""
+    try:
+        files, handler_spec, handler_options = _archive_inputs(handler, model, extra_files)
+        if requirements is not None:
+            files[requirements.name] = requirements
+        manifest = Manifest(
+            name=name,
+            handler=handler_spec,
+            model_file=model.name if model else None,
+            requirements=requirements.name if requirements else None,
+            labels=labels.split(",") if labels else None,
+            example=orjson.loads(example.read_bytes()) if example else None,
+            options={**handler_options, **_parse_options(options)},
+            **{k: v for k, v in settings.items() if v is not None},
+        )
+    except PodiumError as error:
+        raise click.ClickException(error.message) from None
+    except ValueError as error:
+        raise click.ClickException(str(error).splitlines()[0]) from None
+    from rich.progress import Progress
+
+    with Progress(console=console, transient=True) as progress:
+        total = sum(p.stat().st_size for p in files.values()) or 1
+        task = progress.add_task("archiving", total=total)
+        target = pack(manifest, files, output, on_file=lambda _, size: progress.advance(task, size))
+    click.echo(str(target))
+
+
+def _archive_inputs(
+    handler: str | None, model: Path | None, extra_files: tuple[Path, ...]
+) -> tuple[dict[str, Path], str, dict[str, Any]]:
+    """Files to pack, the manifest's handler, and options implied by the model."""
     files: dict[str, Path] = {}
-    handler_spec = handler
+    options: dict[str, Any] = {}
+    if handler is None:
+        if model is None:
+            raise click.UsageError("name a --handler, or a --model to detect it from")
+        handler, options = detect_handler(model)
     if handler not in BUILTIN_HANDLERS:
         file_name, _, class_name = handler.partition(":")
         handler_path = Path(file_name)
@@ -145,34 +197,24 @@ def archive(
                 f"{file_name} is neither a built-in handler nor a file", param_hint="--handler"
             )
         files[handler_path.name] = handler_path
-        handler_spec = handler_path.name + (f":{class_name}" if class_name else "")
+        handler = handler_path.name + (f":{class_name}" if class_name else "")
     if model is not None:
-        files[model.name] = model
-    if requirements is not None:
-        files[requirements.name] = requirements
-    try:
-        files.update(collect_files(extra_files))
-        manifest = Manifest(
-            name=name,
-            handler=handler_spec,
-            model_file=model.name if model else None,
-            requirements=requirements.name if requirements else None,
-            labels=labels.split(",") if labels else None,
-            example=orjson.loads(example.read_bytes()) if example else None,
-            **{k: v for k, v in settings.items() if v is not None},
-        )
-    except (ValueError, ArchiveError) as error:
-        raise click.ClickException(
-            str(error).splitlines()[0] if not isinstance(error, PodiumError) else error.message
-        ) from None
-    from rich.progress import Progress
+        files.update(collect_files([model]))
+    files.update(collect_files(extra_files))
+    return files, handler, options
 
-    with Progress(console=console, transient=True) as progress:
-        task = progress.add_task(
-            "archiving", total=sum(p.stat().st_size for p in files.values()) or 1
-        )
-        target = pack(manifest, files, output, on_file=lambda _, size: progress.advance(task, size))
-    click.echo(str(target))
+
+def _parse_options(pairs: tuple[str, ...]) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="--option")
+        try:
+            options[key] = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            options[key] = value
+    return options
 
 
 @main.command()

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import orjson
@@ -145,3 +146,71 @@ def test_demo_answers_the_curl_line_it_prints(tmp_path: Path) -> None:
     finally:
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=30) == 0
+
+
+def archived_manifest(tmp_path: Path, *args: str) -> dict[str, Any]:
+    result = CliRunner().invoke(main, ["archive", *args, "-o", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    shown = CliRunner().invoke(main, ["inspect", result.output.strip().splitlines()[-1]])
+    manifest: dict[str, Any] = orjson.loads(shown.output[: shown.output.rindex("}") + 1])
+    return manifest
+
+
+@pytest.mark.parametrize(
+    ("file_name", "handler"),
+    [
+        ("m.onnx", "onnx"),
+        ("m.pt2", "torch"),
+        ("m.pt", "torch"),
+        ("m.joblib", "sklearn"),
+        ("m.skops", "sklearn"),
+    ],
+)
+def test_archive_detects_the_framework(tmp_path: Path, file_name: str, handler: str) -> None:
+    model = tmp_path / file_name
+    model.write_bytes(b"weights")
+    manifest = archived_manifest(tmp_path, "m", "--model", str(model))
+    assert manifest["handler"] == handler
+    assert manifest["model_file"] == file_name
+
+
+def test_archive_detects_a_transformers_folder_and_takes_options(tmp_path: Path) -> None:
+    folder = tmp_path / "encoder"
+    folder.mkdir()
+    (folder / "config.json").write_text('{"architectures": ["BertForSequenceClassification"]}')
+    (folder / "model.safetensors").write_bytes(b"w")
+    manifest = archived_manifest(
+        tmp_path,
+        "enc",
+        "--model",
+        str(folder),
+        "--option",
+        "max_length=128",
+        "--option",
+        "pooling=mean",
+    )
+    assert manifest["handler"] == "transformers"
+    assert manifest["options"] == {
+        "model_dir": "encoder",
+        "task": "text-classification",
+        "max_length": 128,
+        "pooling": "mean",
+    }
+    assert set(manifest["files"]) == {"encoder/config.json", "encoder/model.safetensors"}
+
+
+def test_archive_detection_errors(tmp_path: Path) -> None:
+    unknown = tmp_path / "model.bin"
+    unknown.write_bytes(b"x")
+    result = CliRunner().invoke(
+        main, ["archive", "m", "--model", str(unknown), "-o", str(tmp_path)]
+    )
+    assert result.exit_code == 1
+    assert "cannot tell the framework of model.bin" in result.output
+    neither = CliRunner().invoke(main, ["archive", "m", "-o", str(tmp_path)])
+    assert neither.exit_code == 2
+    bad_option = CliRunner().invoke(
+        main, ["archive", "m", "--handler", "sklearn", "--option", "novalue", "-o", str(tmp_path)]
+    )
+    assert bad_option.exit_code == 2
+    assert "KEY=VALUE" in bad_option.output
