@@ -49,7 +49,7 @@ def load_handler(manifest: Manifest, model_dir: Path) -> Handler:
         instance: Handler = handler_class()
         return instance
     file_name, _, class_name = spec.partition(":")
-    module = _import_file(model_dir, file_name)
+    module = import_file(model_dir, file_name)
     if class_name:
         found = getattr(module, class_name, None)
         if not (inspect.isclass(found) and issubclass(found, Handler)):
@@ -58,7 +58,8 @@ def load_handler(manifest: Manifest, model_dir: Path) -> Handler:
     return _only_handler(module, file_name)
 
 
-def _import_file(model_dir: Path, file_name: str) -> ModuleType:
+def import_file(model_dir: Path, file_name: str) -> ModuleType:
+    """Import a Python file shipped in the archive (refusing paths that leave it)."""
     path = (model_dir / file_name).resolve()
     if not path.is_relative_to(model_dir.resolve()) or not path.is_file():
         raise ImportError(f"handler file {file_name} is not in the archive")
