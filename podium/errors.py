@@ -6,6 +6,7 @@
     ├── Unauthorized                401
     ├── Forbidden                   403
     ├── ModelNotFound               404  no such model or version
+    ├── Conflict                    409  already registered; still the default
     ├── PayloadTooLarge             413  body over ``max_body_bytes``
     ├── HandlerError                500  the handler raised something else
     ├── ServiceUnavailable          503  answered with ``Retry-After``
@@ -84,6 +85,11 @@ class ModelNotFound(PodiumError):
     default_message = "Model not found"
 
 
+class Conflict(PodiumError):
+    status = 409
+    default_message = "Conflict with the current state"
+
+
 class PayloadTooLarge(PodiumError):
     status = 413
     default_message = "Request body too large"
@@ -145,6 +151,7 @@ ERRORS_BY_CODE: dict[str, type[PodiumError]] = {
         Unauthorized,
         Forbidden,
         ModelNotFound,
+        Conflict,
         PayloadTooLarge,
         HandlerError,
         ServiceUnavailable,

@@ -11,12 +11,14 @@ import logging
 import os
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from podium import archive
 from podium.batcher import Batcher
-from podium.errors import ModelNotFound, PodiumError
+from podium.errors import Conflict, InvalidRequest, ModelNotFound, PodiumError
 from podium.metrics import Stats
 from podium.settings import Settings
 from podium.store import ModelStore, StoredArchive, default_version
@@ -50,6 +52,7 @@ class Registry:
         self.settings = settings
         self.models: dict[str, dict[str, ModelVersion]] = {}
         self.defaults: dict[str, str] = {}
+        self._pinned: set[str] = set()
         self._work_dir: Path | None = None
         self._own_work_dir = False
 
@@ -120,17 +123,69 @@ class Registry:
         version = ModelVersion(
             manifest.name, manifest.version, manifest, model_dir, pool, batcher, workers, stats
         )
-        self.models.setdefault(manifest.name, {})[manifest.version] = version
-        self.defaults[manifest.name] = default_version(list(self.models[manifest.name]))
+        versions = self.models.setdefault(manifest.name, {})
+        versions[manifest.version] = version
         await pool.start()
+        # A new version becomes the default only once it is ready (unless one was set),
+        # so registering it under load fails no request.
+        if manifest.name not in self._pinned:
+            ready = [v for v, served in versions.items() if served.ready]
+            self.defaults[manifest.name] = default_version(ready or list(versions))
         return version
+
+    async def register(
+        self, path: Path, overrides: dict[str, Any], expected_name: str | None = None
+    ) -> ModelVersion:
+        """Load an archive of the store (``path`` relative to it) with settings overridden."""
+        root = self.settings.model_store.resolve()
+        target = (root / path).resolve()
+        if path.is_absolute() or not target.is_relative_to(root) or not target.is_file():
+            raise InvalidRequest(f"{path} is not an archive in the model store")
+        manifest = archive.read_manifest(target)
+        if expected_name and expected_name != manifest.name:
+            raise InvalidRequest(
+                f"the archive holds model {manifest.name!r}, not {expected_name!r}"
+            )
+        if manifest.version in self.models.get(manifest.name, {}):
+            raise Conflict(f"{manifest.key} is already registered")
+        try:
+            manifest = archive.Manifest.model_validate({**manifest.model_dump(), **overrides})
+        except ValueError as error:
+            raise InvalidRequest(f"invalid setting: {error}") from None
+        return await self.load(StoredArchive(target, manifest))
+
+    async def unregister(self, name: str, version: str) -> None:
+        """Stop routing to a version, let its queued and running requests finish, stop it."""
+        served = self.resolve(name, version)
+        versions = self.models[name]
+        if self.defaults.get(name) == version and len(versions) > 1:
+            raise Conflict(f"{name}/{version} is the default; set another default first")
+        del versions[version]
+        if not versions:
+            del self.models[name]
+            self.defaults.pop(name, None)
+            self._pinned.discard(name)
+        deadline = time.monotonic() + self.settings.drain_timeout
+        while (served.batcher.queue or served.pool.in_flight) and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        await served.pool.stop()
+        shutil.rmtree(served.model_dir, ignore_errors=True)
+
+    def set_default(self, name: str, version: str) -> None:
+        self.resolve(name, version)
+        self.defaults[name] = version
+        self._pinned.add(name)
 
     def resolve(self, name: str, version: str | None = None) -> ModelVersion:
         """The version that serves a request, or ``ModelNotFound``."""
         versions = self.models.get(name)
         if versions is None:
             raise ModelNotFound(f"Model {name!r} not found")
-        served = versions.get(version or self.defaults[name])
+        if version is None:
+            # Before any version is ready there is no default yet: the highest one
+            # answers (503 until it has a worker).
+            version = self.defaults.get(name) or default_version(list(versions))
+        served = versions.get(version)
         if served is None:
             raise ModelNotFound(f"Model {name!r} has no version {version!r}")
         return served

@@ -38,6 +38,14 @@ class Settings(BaseSettings):
     """Address the inference API binds; loopback unless you ask."""
     port: int = Field(default=8080, ge=0, le=65535)
     """Port of the inference API."""
+    management_host: str = "127.0.0.1"
+    """Address the management API binds; keep it on loopback."""
+    management_port: int = Field(default=8081, ge=0, le=65535)
+    """Port of the management API (0 turns it off)."""
+    management_token: str | None = None
+    """Bearer token for the management API (generated and written to token_file if unset)."""
+    token_file: Path = Path("podium-token")
+    """Where a generated management token is written (mode 0600)."""
     max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
     """Largest request body accepted; larger ones get 413."""
     request_timeout: float = Field(default=30.0, gt=0)

@@ -216,6 +216,7 @@ class WorkerPool:
         self._failures = 0
         self._next_id = 0
         self._closing = False
+        self._scaler_running = False
         self._tasks: set[asyncio.Task[None]] = set()
 
     def worker_environment(self) -> dict[str, str]:
@@ -230,6 +231,11 @@ class WorkerPool:
             self._track(self._scale_down_idle())
         await asyncio.gather(*(self._spawn() for _ in range(self.target)))
 
+    @property
+    def in_flight(self) -> int:
+        """Requests held by workers right now."""
+        return sum(len(w.in_flight) for w in self.workers)
+
     def grow(self) -> None:
         """Add a worker if the pool may and none is already starting (backlog seen)."""
         if self._closing or self.target >= self.maximum:
@@ -240,7 +246,25 @@ class WorkerPool:
         log.info("%s: backlog, adding worker %d of %d", self.label, self.target, self.maximum)
         self._track(self._spawn())
 
+    async def scale(self, minimum: int, maximum: int) -> None:
+        """Change the bounds live; start or stop workers to fit, dropping no request.
+
+        A stopped worker finishes the batch it holds first; idle workers go first.
+        Returns once the pool has its new minimum of ready workers (or has given up
+        loading them: a failing model keeps restarting in the background).
+        """
+        self.minimum, self.maximum = minimum, max(minimum, maximum)
+        self.target = min(max(self.target, self.minimum), self.maximum)
+        active = [w for w in self.workers if w.state is not WorkerState.STOPPING]
+        busy_last = sorted(active, key=lambda w: w.state is not WorkerState.IDLE)
+        for worker in busy_last[: max(0, len(active) - self.target)]:
+            worker.stop()
+        if self.maximum > self.minimum and not self._scaler_running:
+            self._track(self._scale_down_idle())
+        await asyncio.gather(*(self._spawn() for _ in range(self.target - len(active))))
+
     async def _scale_down_idle(self) -> None:
+        self._scaler_running = True
         while True:
             await asyncio.sleep(max(0.1, self.scale_down_after / 4))
             now = time.monotonic()

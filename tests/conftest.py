@@ -46,17 +46,27 @@ def make_archive(tmp_path: Path) -> MakeArchive:
     return make
 
 
+TOKEN = "test-management-token"
+
+
 @dataclass
 class Server:
-    """A real ``podium serve`` process on a free loopback port."""
+    """A real ``podium serve`` process on free loopback ports (inference, management)."""
 
     process: subprocess.Popen[bytes]
     url: str
     log: Path
+    management_url: str = ""
     http: httpx.Client = field(init=False)
+    management: httpx.Client = field(init=False)
 
     def __post_init__(self) -> None:
         self.http = httpx.Client(base_url=self.url, timeout=30)
+        self.management = httpx.Client(
+            base_url=self.management_url,
+            timeout=60,
+            headers={"Authorization": f"Bearer {TOKEN}"},
+        )
 
     def post(self, path: str, data: Any = None, **kwargs: Any) -> httpx.Response:
         if data is not None:
@@ -95,6 +105,7 @@ class Server:
 
     def stop(self) -> int:
         self.http.close()
+        self.management.close()
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
@@ -114,7 +125,7 @@ def start_server(tmp_path: Path) -> Iterator[StartServer]:
     servers: list[Server] = []
 
     def start(*flags: str, store: Path | None = None, ready: bool = True) -> Server:
-        port = free_port()
+        port, management_port = free_port(), free_port()
         log = tmp_path / f"server-{port}.log"
         command = [
             sys.executable,
@@ -125,12 +136,18 @@ def start_server(tmp_path: Path) -> Iterator[StartServer]:
             str(store or tmp_path / "store"),
             "--port",
             str(port),
+            "--management-port",
+            str(management_port),
+            "--management-token",
+            TOKEN,
             *flags,
         ]
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         with log.open("wb") as sink:
             process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, env=env)
-        server = Server(process, f"http://127.0.0.1:{port}", log)
+        server = Server(
+            process, f"http://127.0.0.1:{port}", log, f"http://127.0.0.1:{management_port}"
+        )
         servers.append(server)
         if ready:
             server.wait_ready()

@@ -182,13 +182,14 @@ def test_tampered_archive_is_not_served(
     assert "other-1.0.podium" in server.log.read_text()
 
 
-def raw_exchange(server: Server, data: bytes, expect: int = 1) -> bytes:
-    """Send raw bytes on one connection; read until ``expect`` responses arrived."""
+def raw_exchange(server: Server, data: bytes, expect: int = 1, until: bytes = b"") -> bytes:
+    """Send raw bytes on one connection; read until ``expect`` responses (and ``until``)
+    arrived."""
     host, port = server.url.removeprefix("http://").split(":")
     received = b""
     with socket.create_connection((host, int(port)), timeout=5) as sock:
         sock.sendall(data)
-        while received.count(b"HTTP/1.1 ") < expect:
+        while received.count(b"HTTP/1.1 ") < expect or until not in received:
             chunk = sock.recv(65536)
             if not chunk:
                 break
@@ -233,7 +234,9 @@ def test_pipelined_requests_get_answers_in_order(echo_server: Server) -> None:
             b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
         )
 
-    answer = raw_exchange(echo_server, b"".join(request(i) for i in range(3)), expect=3)
+    answer = raw_exchange(
+        echo_server, b"".join(request(i) for i in range(3)), expect=3, until=b'"i":2'
+    )
     assert answer.count(b"HTTP/1.1 200") == 3
     assert answer.index(b'"i":0') < answer.index(b'"i":1') < answer.index(b'"i":2')
 

@@ -23,6 +23,7 @@ from podium.errors import PodiumError, ServiceUnavailable
 from podium.metrics import exposition
 from podium.registry import Registry
 from podium.server.inference import InferenceEndpoint, documented_body, is_inference
+from podium.server.management import build_management
 from podium.server.types import Receive, Scope, Send
 from podium.settings import Settings
 
@@ -32,18 +33,28 @@ log = logging.getLogger("podium.server")
 class PodiumApp:
     """Routes a request to the hot inference path or to the FastAPI app."""
 
-    def __init__(self, settings: Settings, registry: Registry | None = None) -> None:
+    def __init__(
+        self, settings: Settings, registry: Registry | None = None, token: str | None = None
+    ) -> None:
         self.settings = settings
         self.registry = registry or Registry(settings)
         self.dataplane = DataPlane(self.registry)
         self.inference = InferenceEndpoint(self.dataplane, settings.max_body_bytes)
         self.api = build_api(self)
+        # The management API answers only on its own listener, told apart by local port.
+        self.management_port = settings.management_port if token else None
+        self.management = build_management(self.registry, token) if token else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and is_inference(scope):
-            await self.inference(scope, receive, send)
-        else:
-            await self.api(scope, receive, send)
+        if scope["type"] == "http":
+            server = scope.get("server")
+            if self.management and server and server[1] == self.management_port:
+                await self.management(scope, receive, send)
+                return
+            if is_inference(scope):
+                await self.inference(scope, receive, send)
+                return
+        await self.api(scope, receive, send)
 
 
 def build_api(app: PodiumApp) -> FastAPI:

@@ -1,0 +1,169 @@
+"""The management API (TorchServe-compatible), on its own loopback port, token required.
+
+    GET    /models                          registered models (paginated)
+    GET    /models/{m}[/{v}]                versions: workers (state, pid, memory), batching
+    POST   /models?url=&model_name=&...     register an archive of the model store
+    PUT    /models/{m}[/{v}]?min_worker=    scale live, without dropping requests
+    DELETE /models/{m}/{v}                  unregister: drain, then stop
+    PUT    /models/{m}/{v}/set-default      route version-less requests to {v}
+
+Every route, DELETE included, needs ``Authorization: Bearer <token>``.
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Query, Request
+from fastapi.responses import JSONResponse, Response
+
+from podium import __version__
+from podium.errors import Forbidden, PodiumError, Unauthorized
+from podium.registry import ModelVersion, Registry
+
+PAGE_LIMIT = 100
+
+
+def build_management(registry: Registry, token: str) -> FastAPI:
+    """The management app; ``token`` is the bearer token every request must carry."""
+    expected = f"Bearer {token}".encode()
+
+    async def authorized(request: Request) -> None:
+        given = request.headers.get("authorization", "").encode()
+        if not hmac.compare_digest(given, expected):
+            raise Unauthorized()
+
+    api = FastAPI(
+        title="Podium management",
+        version=__version__,
+        dependencies=[Depends(authorized)],
+    )
+
+    @api.exception_handler(PodiumError)
+    async def podium_error(_: Request, error: PodiumError) -> Response:
+        headers = {"WWW-Authenticate": "Bearer"} if isinstance(error, Unauthorized) else {}
+        return JSONResponse(dict(error.body()), error.status, headers=headers | error.headers())
+
+    @api.get("/models")
+    async def list_models(
+        limit: Annotated[int, Query(ge=1, le=1000)] = PAGE_LIMIT,
+        next_page_token: Annotated[int, Query(ge=0)] = 0,
+    ) -> dict[str, Any]:
+        names = sorted(registry.models)
+        page = names[next_page_token : next_page_token + limit]
+        body: dict[str, Any] = {
+            "models": [{"modelName": n, "modelUrl": registry.resolve(n).manifest.key} for n in page]
+        }
+        if next_page_token + limit < len(names):
+            body["nextPageToken"] = str(next_page_token + limit)
+        return body
+
+    @api.get("/models/{model}")
+    async def describe_model(model: str) -> list[dict[str, Any]]:
+        registry.resolve(model)
+        return [describe(registry, v) for v in registry.models[model].values()]
+
+    @api.get("/models/{model}/{version}")
+    async def describe_version(model: str, version: str) -> list[dict[str, Any]]:
+        return [describe(registry, registry.resolve(model, version))]
+
+    @api.post("/models")
+    async def register(
+        url: str,
+        model_name: str | None = None,
+        initial_workers: Annotated[int | None, Query(ge=0, le=64)] = None,
+        batch_size: Annotated[int | None, Query(ge=1, le=4096)] = None,
+        max_batch_delay: Annotated[float | None, Query(ge=0)] = None,
+        synchronous: bool = True,
+    ) -> dict[str, str]:
+        if "://" in url:
+            raise Forbidden("Registration from URLs is disabled: the allow-list is empty")
+        overrides = {
+            key: value
+            for key, value in {
+                "min_workers": initial_workers,
+                "max_workers": max(initial_workers or 1, 1) if initial_workers else None,
+                "batch_size": batch_size,
+                "max_batch_delay": max_batch_delay,
+            }.items()
+            if value is not None
+        }
+        served = await registry.register(Path(url), overrides, expected_name=model_name)
+        return {"status": f"Model {served.name} version {served.version} registered"}
+
+    @api.put("/models/{model}")
+    async def scale_default(
+        model: str,
+        min_worker: Annotated[int, Query(ge=0, le=64)] = 1,
+        max_worker: Annotated[int | None, Query(ge=1, le=64)] = None,
+        synchronous: bool = True,
+    ) -> dict[str, str]:
+        return await scale(registry.resolve(model), min_worker, max_worker)
+
+    @api.put("/models/{model}/{version}")
+    async def scale_version(
+        model: str,
+        version: str,
+        min_worker: Annotated[int, Query(ge=0, le=64)] = 1,
+        max_worker: Annotated[int | None, Query(ge=1, le=64)] = None,
+        synchronous: bool = True,
+    ) -> dict[str, str]:
+        return await scale(registry.resolve(model, version), min_worker, max_worker)
+
+    @api.delete("/models/{model}/{version}")
+    async def unregister(model: str, version: str) -> dict[str, str]:
+        await registry.unregister(model, version)
+        return {"status": f"Model {model} version {version} unregistered"}
+
+    @api.put("/models/{model}/{version}/set-default")
+    async def set_default(model: str, version: str) -> dict[str, str]:
+        registry.set_default(model, version)
+        return {"status": f"Default version of {model} is {version}"}
+
+    return api
+
+
+async def scale(served: ModelVersion, minimum: int, maximum: int | None) -> dict[str, str]:
+    maximum = max(minimum, maximum or minimum)
+    served.min_workers = minimum
+    await served.pool.scale(minimum, maximum)
+    return {"status": f"{served.name}/{served.version} scaled to {minimum}..{maximum} workers"}
+
+
+def describe(registry: Registry, served: ModelVersion) -> dict[str, Any]:
+    manifest = served.manifest
+    return {
+        "modelName": served.name,
+        "modelVersion": served.version,
+        "default": registry.defaults.get(served.name) == served.version,
+        "ready": served.ready,
+        "batchSize": served.batcher.batch_size,
+        "maxBatchDelay": manifest.max_batch_delay,
+        "batching": served.batcher.policy,
+        "minWorkers": served.pool.minimum,
+        "maxWorkers": served.pool.maximum,
+        "queueDepth": len(served.batcher.queue),
+        "workers": [
+            {
+                "id": worker.worker_id,
+                "pid": worker.pid,
+                "state": worker.state.value,
+                "memoryUsage": resident_bytes(worker.pid),
+            }
+            for worker in served.pool.workers
+        ],
+    }
+
+
+def resident_bytes(pid: int | None) -> int | None:
+    """A process's resident memory, from /proc (None where unavailable)."""
+    if pid is None:
+        return None
+    try:
+        pages = int(Path(f"/proc/{pid}/statm").read_text().split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+    return pages * os.sysconf("SC_PAGE_SIZE")
