@@ -17,35 +17,43 @@ import os
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Query, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from podium import __version__
 from podium.errors import Forbidden, PodiumError, Unauthorized
 from podium.registry import ModelVersion, Registry
+from podium.server.types import ASGIApp, Receive, Scope, Send
 
 PAGE_LIMIT = 100
 
 
-def build_management(registry: Registry, token: str) -> FastAPI:
+class TokenGuard:
+    """Answers 401 to any request without the bearer token, before any routing."""
+
+    def __init__(self, app: ASGIApp, token: str) -> None:
+        self.app = app
+        self.expected = f"Bearer {token}".encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            given = dict(scope["headers"]).get(b"authorization", b"")
+            if not hmac.compare_digest(given, self.expected):
+                response = JSONResponse(
+                    dict(Unauthorized().body()), 401, headers={"WWW-Authenticate": "Bearer"}
+                )
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def build_management(registry: Registry, token: str) -> ASGIApp:
     """The management app; ``token`` is the bearer token every request must carry."""
-    expected = f"Bearer {token}".encode()
-
-    async def authorized(request: Request) -> None:
-        given = request.headers.get("authorization", "").encode()
-        if not hmac.compare_digest(given, expected):
-            raise Unauthorized()
-
-    api = FastAPI(
-        title="Podium management",
-        version=__version__,
-        dependencies=[Depends(authorized)],
-    )
+    api = FastAPI(title="Podium management", version=__version__)
 
     @api.exception_handler(PodiumError)
     async def podium_error(_: Request, error: PodiumError) -> Response:
-        headers = {"WWW-Authenticate": "Bearer"} if isinstance(error, Unauthorized) else {}
-        return JSONResponse(dict(error.body()), error.status, headers=headers | error.headers())
+        return JSONResponse(dict(error.body()), error.status, headers=error.headers())
 
     @api.get("/models")
     async def list_models(
@@ -123,7 +131,7 @@ def build_management(registry: Registry, token: str) -> FastAPI:
         registry.set_default(model, version)
         return {"status": f"Default version of {model} is {version}"}
 
-    return api
+    return TokenGuard(api, token)
 
 
 async def scale(served: ModelVersion, minimum: int, maximum: int | None) -> dict[str, str]:

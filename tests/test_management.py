@@ -1,0 +1,236 @@
+"""The management API of a real server: registration, live scaling and version switches
+under constant load with zero failed requests, draining, and its security defaults."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import stat
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import MakeArchive, Server, StartServer, free_port
+
+
+@contextmanager
+def constant_load(
+    server: Server, body: object, path: str = "/predictions/echo"
+) -> Iterator[list[int]]:
+    """Keep 8 clients sending requests until the block ends; yields every status seen."""
+    statuses: list[int] = []
+    stop = threading.Event()
+
+    async def client() -> None:
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+            while not stop.is_set():
+                statuses.append((await http.post(path, json=body)).status_code)
+
+    async def clients() -> None:
+        await asyncio.gather(*(client() for _ in range(8)))
+
+    thread = threading.Thread(target=asyncio.run, args=(clients(),))
+    thread.start()
+    try:
+        time.sleep(0.3)
+        yield statuses
+    finally:
+        stop.set()
+        thread.join()
+
+
+def workers(server: Server, version: str = "1.0") -> list[dict[str, object]]:
+    described = server.management.get(f"/models/echo/{version}").json()[0]
+    found: list[dict[str, object]] = described["workers"]
+    return found
+
+
+def test_describe_and_list(make_archive: MakeArchive, start_server: StartServer) -> None:
+    make_archive("echo", batch_size=4)
+    make_archive("other")
+    server = start_server()
+    listed = server.management.get("/models").json()
+    assert [m["modelName"] for m in listed["models"]] == ["echo", "other"]
+    page = server.management.get("/models", params={"limit": 1}).json()
+    assert len(page["models"]) == 1 and page["nextPageToken"] == "1"
+    (described,) = server.management.get("/models/echo").json()
+    assert described["batchSize"] == 4 and described["default"] is True
+    (worker,) = described["workers"]
+    assert worker["state"] == "idle" and worker["memoryUsage"] > 1_000_000
+    assert worker["pid"] in server.worker_pids()
+    assert server.management.get("/models/ghost").status_code == 404
+
+
+def test_scale_up_and_down_under_load_fails_nothing(
+    make_archive: MakeArchive, start_server: StartServer
+) -> None:
+    make_archive("echo", batch_size=4)
+    server = start_server()
+    with constant_load(server, {"sleep": 0.005}) as statuses:
+        up = server.management.put("/models/echo", params={"min_worker": 3})
+        assert up.status_code == 200, up.text
+        assert len(workers(server)) == 3
+        time.sleep(0.5)
+        down = server.management.put("/models/echo/1.0", params={"min_worker": 1})
+        assert down.status_code == 200
+        time.sleep(0.5)
+    assert statuses and set(statuses) == {200}
+    deadline = time.monotonic() + 5
+    while len(server.worker_pids()) != 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(server.worker_pids()) == 1
+
+
+def test_register_warm_and_switch_versions_under_load(
+    make_archive: MakeArchive, start_server: StartServer, tmp_path: Path
+) -> None:
+    make_archive("echo")
+    server = start_server()
+    make_archive("echo", version="2.0", options={"load_delay": 1})
+    with constant_load(server, {"x": 1}) as statuses:
+        registered = server.management.post("/models", params={"url": "echo-2.0.podium"})
+        assert registered.status_code == 200, registered.text
+        assert server.management.get("/models/echo/2.0").json()[0]["default"] is True
+        time.sleep(0.3)
+        assert server.management.put("/models/echo/1.0/set-default").status_code == 200
+        time.sleep(0.3)
+        assert server.management.delete("/models/echo/2.0").status_code == 200
+        time.sleep(0.3)
+    assert statuses and set(statuses) == {200}
+    assert server.management.get("/models/echo/2.0").status_code == 404
+
+
+def test_unregister_drains_in_flight_requests(
+    make_archive: MakeArchive, start_server: StartServer
+) -> None:
+    make_archive("echo", batch_size=1)
+    server = start_server()
+    answers: list[int] = []
+    slow = threading.Thread(
+        target=lambda: answers.append(server.post("/predictions/echo", {"sleep": 1}).status_code)
+    )
+    slow.start()
+    time.sleep(0.2)
+    assert server.management.delete("/models/echo/1.0").status_code == 200
+    slow.join()
+    assert answers == [200]
+    assert server.post("/predictions/echo", {"x": 1}).status_code == 404
+    assert server.worker_pids() == []
+
+
+def test_registration_errors(make_archive: MakeArchive, start_server: StartServer) -> None:
+    make_archive("echo")
+    server = start_server()
+    post = server.management.post
+    assert post("/models", params={"url": "echo-1.0.podium"}).status_code == 409
+    assert post("/models", params={"url": "../../etc/passwd"}).status_code == 400
+    assert post("/models", params={"url": "/etc/passwd"}).status_code == 400
+    assert post("/models", params={"url": "missing.podium"}).status_code == 400
+    wrong = post("/models", params={"url": "echo-1.0.podium", "model_name": "other"})
+    assert wrong.status_code in (400, 409)
+    assert post("/models", params={"batch_size": 0, "url": "x"}).status_code == 422
+    assert server.management.put("/models/echo", params={"min_worker": -1}).status_code == 422
+    assert server.management.put("/models/echo/9/set-default").status_code == 404
+
+
+def test_url_registration_is_refused_without_connecting(
+    make_archive: MakeArchive, start_server: StartServer
+) -> None:
+    make_archive("echo")
+    server = start_server()
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    listener.settimeout(0.5)
+    port = listener.getsockname()[1]
+    try:
+        for url in [f"http://127.0.0.1:{port}/m.podium", "http://169.254.169.254/latest/x"]:
+            refused = server.management.post("/models", params={"url": url})
+            assert refused.status_code == 403
+        with pytest.raises(TimeoutError):
+            listener.accept()  # nothing connected
+    finally:
+        listener.close()
+
+
+def test_every_management_route_needs_the_token(
+    make_archive: MakeArchive, start_server: StartServer
+) -> None:
+    make_archive("echo")
+    server = start_server()
+    with httpx.Client(base_url=server.management_url) as anonymous:
+        for method, path in [
+            ("GET", "/models"),
+            ("GET", "/models/echo"),
+            ("POST", "/models?url=echo-1.0.podium"),
+            ("PUT", "/models/echo?min_worker=2"),
+            ("PUT", "/models/echo/1.0/set-default"),
+            ("DELETE", "/models/echo/1.0"),
+            ("GET", "/docs"),
+        ]:
+            assert anonymous.request(method, path).status_code == 401
+            wrong = anonymous.request(method, path, headers={"Authorization": "Bearer nope"})
+            assert wrong.status_code == 401
+            assert "nope" not in wrong.text
+    assert server.post("/predictions/echo", {"x": 1}).status_code == 200
+    # Management routes are not on the inference port, nor inference on management.
+    assert server.http.get("/models").status_code == 404
+    assert server.management.post("/predictions/echo", json={"x": 1}).status_code == 404
+
+
+def test_generated_token_file_and_loopback_default(
+    make_archive: MakeArchive, tmp_path: Path
+) -> None:
+    import subprocess
+    import sys
+
+    make_archive("echo")
+    token_file = tmp_path / "token"
+    port, management = free_port(), free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "podium.cli",
+            "serve",
+            "--model-store",
+            str(tmp_path / "store"),
+            "--port",
+            str(port),
+            "--management-port",
+            str(management),
+            "--token-file",
+            str(token_file),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not token_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        while time.monotonic() < deadline:
+            try:
+                httpx.get(f"http://127.0.0.1:{management}/models")
+                break
+            except httpx.TransportError:
+                time.sleep(0.05)
+        assert stat.S_IMODE(os.stat(token_file).st_mode) == 0o600
+        token = token_file.read_text().strip()
+        headers = {"Authorization": f"Bearer {token}"}
+        listed = httpx.get(f"http://127.0.0.1:{management}/models", headers=headers)
+        assert listed.status_code == 200
+        connections = subprocess.run(
+            ["ss", "-ltnH"], capture_output=True, text=True, check=False
+        ).stdout
+        bound = [line.split()[3] for line in connections.splitlines() if f":{management}" in line]
+        assert bound and all(address.startswith("127.0.0.1:") for address in bound)
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
