@@ -234,3 +234,43 @@ def test_generated_token_file_and_loopback_default(
     finally:
         process.terminate()
         process.wait(timeout=20)
+
+
+def test_management_commands(
+    make_archive: MakeArchive, start_server: StartServer, tmp_path: Path
+) -> None:
+    import orjson
+    from click.testing import CliRunner
+
+    from podium.cli import main
+    from tests.conftest import TOKEN
+
+    make_archive("echo")
+    server = start_server()
+    make_archive("echo", version="2.0")
+    connection = ["--url", server.management_url, "--token", TOKEN]
+
+    def run(*args: str) -> object:
+        result = CliRunner().invoke(main, [*args, *connection])
+        assert result.exit_code == 0, result.output
+        return orjson.loads(result.output)
+
+    assert run("models") == {"models": [{"modelName": "echo", "modelUrl": "echo/1.0"}]}
+    run("register", "echo-2.0.podium", "--batch-size", "8")
+    described = run("models", "echo", "2.0")
+    assert isinstance(described, list) and described[0]["batchSize"] == 8
+    run("scale", "echo", "2.0", "--min-workers", "2")
+    assert len(workers(server, "2.0")) == 2
+    run("set-default", "echo", "1.0")
+    run("unregister", "echo", "2.0")
+    missing = CliRunner().invoke(main, ["unregister", "echo", "2.0", *connection])
+    assert missing.exit_code == 1
+    assert "ModelNotFound" in missing.output
+    token_file = tmp_path / "token"
+    token_file.write_text(TOKEN + "\n")
+    by_file = CliRunner().invoke(
+        main, ["models", "--url", server.management_url, "--token-file", str(token_file)]
+    )
+    assert by_file.exit_code == 0
+    denied = CliRunner().invoke(main, ["models", "--url", server.management_url, "--token", "x"])
+    assert denied.exit_code == 1
