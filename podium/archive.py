@@ -63,6 +63,8 @@ class Manifest(BaseModel):
     labels: list[str] | None = None
     signature: dict[str, Any] | None = None
     example: Any = None
+    warmup: list[Any] = Field(default_factory=list)
+    """Requests each worker runs after loading, before it counts as ready."""
     options: dict[str, Any] = Field(default_factory=dict)
     """Handler-specific settings (max length, threads, ...)."""
     podium_version: str = ""

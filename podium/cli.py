@@ -126,6 +126,11 @@ def serve(**values: Any) -> None:
     help="Handler option (VALUE as JSON if it parses, else text); repeat.",
 )
 @click.option(
+    "--warmup",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="JSON file with a list of requests each worker runs before it is ready.",
+)
+@click.option(
     "--example",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="JSON file with an example request.",
@@ -146,6 +151,7 @@ def archive(
     extra_files: tuple[Path, ...],
     requirements: Path | None,
     example: Path | None,
+    warmup: Path | None,
     labels: str | None,
     options: tuple[str, ...],
     output: Path,
@@ -163,12 +169,13 @@ def archive(
             requirements=requirements.name if requirements else None,
             labels=labels.split(",") if labels else None,
             example=orjson.loads(example.read_bytes()) if example else None,
+            warmup=orjson.loads(warmup.read_bytes()) if warmup else [],
             options={**handler_options, **_parse_options(options)},
             **{k: v for k, v in settings.items() if v is not None},
         )
     except PodiumError as error:
         raise click.ClickException(error.message) from None
-    except ValueError as error:
+    except (ValueError, orjson.JSONDecodeError) as error:
         raise click.ClickException(str(error).splitlines()[0]) from None
     from rich.progress import Progress
 

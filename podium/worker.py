@@ -101,7 +101,18 @@ def load(message: wire.Load) -> Runner:
     )
     handler = load_handler(manifest, model_dir)
     handler.initialize(context)
-    return Runner(handler, context, message.debug)
+    runner = Runner(handler, context, message.debug)
+    warm_up(runner, manifest.warmup)
+    return runner
+
+
+def warm_up(runner: Runner, requests: list[Any]) -> None:
+    """Run the archive's warm-up requests as one batch; any failure fails the load."""
+    if not requests:
+        return
+    for index, (status, _, body) in enumerate(runner.run(requests)):
+        if status != 200:
+            raise RuntimeError(f"warm-up request {index} failed with {status}: {body[:200]!r}")
 
 
 def serve(channel: wire.Channel) -> int:

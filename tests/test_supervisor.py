@@ -7,6 +7,7 @@ import concurrent.futures
 import os
 import signal
 import time
+from pathlib import Path
 
 import httpx
 
@@ -180,3 +181,30 @@ def test_pool_grows_under_backlog_and_shrinks_when_idle(
     assert len(server.worker_pids()) == 1
     assert server.http.get("/ping").status_code == 200
     assert server.post("/predictions/echo", {"after": 1}).status_code == 200
+
+
+def test_a_worker_is_ready_only_after_its_warm_up(
+    make_archive: MakeArchive, start_server: StartServer, tmp_path: Path
+) -> None:
+    journal = tmp_path / "journal.txt"
+    make_archive(
+        "echo",
+        warmup=[{"tag": "warm", "sleep": 1.5}],
+        options={"journal": str(journal)},
+    )
+    make_archive("cold", warmup=[{"raise": "bad warm-up"}])
+    server = start_server(ready=False)
+    assert server.http.get("/ping").status_code == 503
+    assert server.post("/predictions/echo", {"x": 1}).status_code == 503
+    deadline = time.monotonic() + 10
+    while "warm" not in (journal.read_text() if journal.exists() else ""):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    while server.post("/predictions/echo", {"x": 1}).status_code != 200:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert "'tag': 'warm'" in journal.read_text().splitlines()[0]
+    # A model whose warm-up fails never becomes ready, and says why.
+    assert server.post("/predictions/cold", {"x": 1}).status_code == 503
+    assert server.http.get("/ping").status_code == 503
+    assert "warm-up request 0 failed with 500" in server.log.read_text()
