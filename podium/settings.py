@@ -45,7 +45,13 @@ class Settings(BaseSettings):
     management_token: str | None = None
     """Bearer token for the management API (generated and written to token_file if unset)."""
     token_file: Path = Path("podium-token")
-    """Where a generated management token is written (mode 0600)."""
+    """Where a generated management token is written (mode 0600); a generated inference
+    token goes next to it, with the suffix .inference."""
+    inference_token: str | None = None
+    """Bearer token for the inference API (required, and generated if unset, whenever the
+    inference API listens beyond loopback and auth is on)."""
+    auth: bool = True
+    """Require the inference token on a non-loopback address (--no-auth: explicitly not)."""
     max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
     """Largest request body accepted; larger ones get 413."""
     request_timeout: float = Field(default=30.0, gt=0)

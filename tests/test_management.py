@@ -274,3 +274,50 @@ def test_management_commands(
     assert by_file.exit_code == 0
     denied = CliRunner().invoke(main, ["models", "--url", server.management_url, "--token", "x"])
     assert denied.exit_code == 1
+
+
+def test_token_rotation(
+    make_archive: MakeArchive, start_server: StartServer, tmp_path: Path
+) -> None:
+    make_archive("echo")
+    token_file = tmp_path / "rotated"
+    server = start_server("--token-file", str(token_file))
+    fresh = server.management.post("/token").json()["token"]
+    assert token_file.read_text().strip() == fresh
+    assert stat.S_IMODE(os.stat(token_file).st_mode) == 0o600
+    assert server.management.get("/models").status_code == 401  # the old token is dead
+    renewed = {"Authorization": f"Bearer {fresh}"}
+    assert server.management.get("/models", headers=renewed).status_code == 200
+
+
+def test_inference_token_guards_everything_but_ping(
+    make_archive: MakeArchive, start_server: StartServer
+) -> None:
+    make_archive("echo")
+    server = start_server("--inference-token", "secret-inference", ready=False)
+    deadline = time.monotonic() + 30
+    while server.http.get("/ping").status_code != 200:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert server.post("/predictions/echo", {"x": 1}).status_code == 401
+    assert server.http.get("/metrics").status_code == 401
+    assert server.http.get("/docs").status_code == 401
+    allowed = {"Authorization": "Bearer secret-inference"}
+    assert server.post("/predictions/echo", {"x": 1}, headers=allowed).status_code == 200
+    # The management token does not open inference, nor the other way round.
+    assert server.management.post("/predictions/echo", json={"x": 1}).status_code == 404
+
+
+def test_inference_token_is_required_beyond_loopback(tmp_path: Path) -> None:
+    from podium.server.run import inference_token
+    from podium.settings import Settings
+
+    token_file = tmp_path / "token"
+    assert inference_token(Settings(host="127.0.0.1", token_file=token_file)) is None
+    generated = inference_token(Settings(host="0.0.0.0", token_file=token_file))
+    assert generated
+    written = tmp_path / "token.inference"
+    assert written.read_text().strip() == generated
+    assert stat.S_IMODE(os.stat(written).st_mode) == 0o600
+    assert inference_token(Settings(host="0.0.0.0", auth=False, token_file=token_file)) is None
+    assert inference_token(Settings(host="::", inference_token="given")) == "given"

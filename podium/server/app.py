@@ -23,7 +23,7 @@ from podium.errors import PodiumError, ServiceUnavailable
 from podium.metrics import exposition
 from podium.registry import Registry
 from podium.server.inference import InferenceEndpoint, documented_body, is_inference
-from podium.server.management import build_management
+from podium.server.management import TokenGuard, build_management
 from podium.server.types import Receive, Scope, Send
 from podium.settings import Settings
 
@@ -34,7 +34,11 @@ class PodiumApp:
     """Routes a request to the hot inference path or to the FastAPI app."""
 
     def __init__(
-        self, settings: Settings, registry: Registry | None = None, token: str | None = None
+        self,
+        settings: Settings,
+        registry: Registry | None = None,
+        token: str | None = None,
+        inference_token: str | None = None,
     ) -> None:
         self.settings = settings
         self.registry = registry or Registry(settings)
@@ -43,7 +47,15 @@ class PodiumApp:
         self.api = build_api(self)
         # The management API answers only on its own listener, told apart by local port.
         self.management_port = settings.management_port if token else None
-        self.management = build_management(self.registry, token) if token else None
+        self.management = (
+            build_management(self.registry, token, settings.token_file) if token else None
+        )
+        # Beyond loopback the inference side is guarded too (/ping stays open for probes).
+        self.public = (
+            TokenGuard(self.route_public, inference_token, frozenset({"/ping"}))
+            if inference_token
+            else self.route_public
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -51,10 +63,13 @@ class PodiumApp:
             if self.management and server and server[1] == self.management_port:
                 await self.management(scope, receive, send)
                 return
-            if is_inference(scope):
-                await self.inference(scope, receive, send)
-                return
-        await self.api(scope, receive, send)
+        await self.public(scope, receive, send)
+
+    async def route_public(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and is_inference(scope):
+            await self.inference(scope, receive, send)
+        else:
+            await self.api(scope, receive, send)
 
 
 def build_api(app: PodiumApp) -> FastAPI:

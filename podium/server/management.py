@@ -5,6 +5,7 @@
     POST   /models?url=&model_name=&...     register an archive of the model store
     PUT    /models/{m}[/{v}]?min_worker=    scale live, without dropping requests
     DELETE /models/{m}/{v}                  unregister: drain, then stop
+    POST   /token                           rotate the token (written to the token file)
     PUT    /models/{m}/{v}/set-default      route version-less requests to {v}
 
 Every route, DELETE included, needs ``Authorization: Bearer <token>``.
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import hmac
 import os
+import secrets
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -29,14 +31,23 @@ PAGE_LIMIT = 100
 
 
 class TokenGuard:
-    """Answers 401 to any request without the bearer token, before any routing."""
+    """Answers 401 to any request without the bearer token, before any routing.
 
-    def __init__(self, app: ASGIApp, token: str) -> None:
+    Paths in ``open_paths`` (health checks) pass without it.
+    """
+
+    def __init__(
+        self, app: ASGIApp, token: str, open_paths: frozenset[str] = frozenset()
+    ) -> None:
         self.app = app
+        self.open_paths = open_paths
+        self.rotate(token)
+
+    def rotate(self, token: str) -> None:
         self.expected = f"Bearer {token}".encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
+        if scope["type"] == "http" and scope["path"] not in self.open_paths:
             given = dict(scope["headers"]).get(b"authorization", b"")
             if not hmac.compare_digest(given, self.expected):
                 response = JSONResponse(
@@ -47,9 +58,21 @@ class TokenGuard:
         await self.app(scope, receive, send)
 
 
-def build_management(registry: Registry, token: str) -> ASGIApp:
-    """The management app; ``token`` is the bearer token every request must carry."""
+def build_management(registry: Registry, token: str, token_file: Path | None = None) -> ASGIApp:
+    """The management app; ``token`` is the bearer token every request must carry.
+
+    ``POST /token`` rotates it (the new one is also written to ``token_file``).
+    """
     api = FastAPI(title="Podium management", version=__version__)
+    guard = TokenGuard(api, token)
+
+    @api.post("/token")
+    async def rotate_token() -> dict[str, str]:
+        fresh = secrets.token_urlsafe(32)
+        if token_file is not None:
+            write_secret(token_file, fresh)
+        guard.rotate(fresh)
+        return {"token": fresh}
 
     @api.exception_handler(PodiumError)
     async def podium_error(_: Request, error: PodiumError) -> Response:
@@ -131,7 +154,7 @@ def build_management(registry: Registry, token: str) -> ASGIApp:
         registry.set_default(model, version)
         return {"status": f"Default version of {model} is {version}"}
 
-    return TokenGuard(api, token)
+    return guard
 
 
 async def scale(served: ModelVersion, minimum: int, maximum: int | None) -> dict[str, str]:
@@ -175,3 +198,12 @@ def resident_bytes(pid: int | None) -> int | None:
     except (OSError, IndexError, ValueError):
         return None
     return pages * os.sysconf("SC_PAGE_SIZE")
+
+
+def write_secret(path: Path, secret: str) -> None:
+    """Write ``secret`` to ``path``, readable by this user only."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(secret + "\n")
+    os.chmod(path, 0o600)

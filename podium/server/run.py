@@ -5,7 +5,6 @@ from __future__ import annotations
 import gc
 import ipaddress
 import logging
-import os
 import secrets
 import signal
 import socket
@@ -14,6 +13,7 @@ from types import FrameType
 import uvicorn
 
 from podium.server.app import PodiumApp
+from podium.server.management import write_secret
 from podium.settings import Settings
 
 GC_THRESHOLD = 10_000
@@ -33,9 +33,9 @@ def run(settings: Settings) -> None:
             raise SystemExit("the management port must differ from the inference port")
         token = management_token(settings)
         sockets.append(listen(settings.management_host, settings.management_port))
-        warn_if_exposed(settings.management_host, "management API")
-    warn_if_exposed(settings.host, "inference API")
-    app = PodiumApp(settings, token=token)
+    guard = inference_token(settings)
+    warn_if_exposed(settings.host, "inference API", guarded=guard is not None)
+    app = PodiumApp(settings, token=token, inference_token=guard)
     # Everything imported so far lives as long as the server: move it out of the
     # collector's sight, and collect less often (the hot path allocates little that
     # forms cycles; see bench/RESULTS.md).
@@ -75,25 +75,37 @@ def management_token(settings: Settings) -> str:
     if settings.management_token:
         return settings.management_token
     token = secrets.token_urlsafe(32)
-    path = settings.token_file
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w") as file:
-        file.write(token + "\n")
-    os.chmod(path, 0o600)
-    log.info("management token written to %s", path)
+    write_secret(settings.token_file, token)
+    log.info("management token written to %s", settings.token_file)
     return token
 
 
-def warn_if_exposed(host: str, what: str) -> None:
+def inference_token(settings: Settings) -> str | None:
+    """The inference API's token: needed when it listens beyond loopback, unless auth is
+    turned off; generated and written next to the management token if not given."""
+    if settings.inference_token:
+        return settings.inference_token
+    if is_loopback(settings.host) or not settings.auth:
+        return None
+    token = secrets.token_urlsafe(32)
+    path = settings.token_file.with_name(settings.token_file.name + ".inference")
+    write_secret(path, token)
+    log.info("inference token written to %s", path)
+    return token
+
+
+def is_loopback(host: str) -> bool:
     try:
-        loopback = ipaddress.ip_address(host).is_loopback
+        return ipaddress.ip_address(host).is_loopback
     except ValueError:
-        loopback = host == "localhost"
-    if not loopback:
+        return host == "localhost"
+
+
+def warn_if_exposed(host: str, what: str, guarded: bool) -> None:
+    if not is_loopback(host) and not guarded:
         log.warning(
-            "the %s listens on %s, not loopback: anyone who can reach it can use it "
-            "(see SECURITY in the README before exposing a server)",
+            "the %s listens on %s, not loopback, WITHOUT authentication: anyone who can "
+            "reach it can use it (see SECURITY.md before exposing a server)",
             what,
             host,
         )
