@@ -52,6 +52,10 @@ class Settings(BaseSettings):
     inference API listens beyond loopback and auth is on)."""
     auth: bool = True
     """Require the inference token on a non-loopback address (--no-auth: explicitly not)."""
+    allowed_urls: list[str] = Field(default_factory=list)
+    """URL prefixes archives may be registered from (empty: registration by URL is off)."""
+    max_archive_bytes: int = Field(default=4 * 1024**3, ge=1)
+    """Largest archive fetched from an allowed URL."""
     max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
     """Largest request body accepted; larger ones get 413."""
     request_timeout: float = Field(default=30.0, gt=0)

@@ -321,3 +321,65 @@ def test_inference_token_is_required_beyond_loopback(tmp_path: Path) -> None:
     assert stat.S_IMODE(os.stat(written).st_mode) == 0o600
     assert inference_token(Settings(host="0.0.0.0", auth=False, token_file=token_file)) is None
     assert inference_token(Settings(host="::", inference_token="given")) == "given"
+
+
+@contextmanager
+def file_server(folder: Path) -> Iterator[str]:
+    """A loopback HTTP server for ``folder``; ``/moved/...`` redirects elsewhere."""
+    import functools
+    import http.server
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path.startswith("/moved/"):
+                self.send_response(302)
+                self.send_header("Location", "http://169.254.169.254/latest/meta-data")
+                self.end_headers()
+                return
+            super().do_GET()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(Handler, directory=str(folder))
+    )
+    thread = threading.Thread(target=server.serve_forever)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        thread.join()
+        server.server_close()
+
+
+def test_registration_from_an_allowed_url(
+    make_archive: MakeArchive, start_server: StartServer, tmp_path: Path
+) -> None:
+    make_archive("echo")
+    make_archive("remote", store=tmp_path / "remote")
+    with file_server(tmp_path / "remote") as base:
+        server = start_server("--allowed-urls", f"{base}/")
+        post = server.management.post
+        assert post("/models", params={"url": f"{base}/../remote-1.0.podium"}).status_code == 200
+        assert server.post("/predictions/remote", {"x": 1}).status_code == 200
+        assert (tmp_path / "store" / "remote-1.0.podium").is_file()
+        assert post("/models", params={"url": f"{base}/moved/a.podium"}).status_code == 403
+        assert post("/models", params={"url": f"{base}/missing.podium"}).status_code == 400
+        assert post("/models", params={"url": f"{base}/notes.txt"}).status_code == 400
+        outside = base.replace("127.0.0.1", "localhost") + "/remote-1.0.podium"
+        assert post("/models", params={"url": outside}).status_code == 403
+        assert post("/models", params={"url": "file:///etc/passwd"}).status_code == 403
+
+
+def test_link_local_hosts_are_refused_even_if_allowed(
+    make_archive: MakeArchive, start_server: StartServer
+) -> None:
+    make_archive("echo")
+    server = start_server("--allowed-urls", "http://169.254.169.254/")
+    refused = server.management.post(
+        "/models", params={"url": "http://169.254.169.254/latest/x.podium"}
+    )
+    assert refused.status_code == 403
+    assert "refused address" in refused.json()["message"]

@@ -24,6 +24,7 @@ from fastapi.responses import JSONResponse, Response
 
 from podium import __version__
 from podium.errors import Forbidden, PodiumError, Unauthorized
+from podium.fetch import download
 from podium.registry import ModelVersion, Registry
 from podium.server.types import ASGIApp, Receive, Scope, Send
 
@@ -36,9 +37,7 @@ class TokenGuard:
     Paths in ``open_paths`` (health checks) pass without it.
     """
 
-    def __init__(
-        self, app: ASGIApp, token: str, open_paths: frozenset[str] = frozenset()
-    ) -> None:
+    def __init__(self, app: ASGIApp, token: str, open_paths: frozenset[str] = frozenset()) -> None:
         self.app = app
         self.open_paths = open_paths
         self.rotate(token)
@@ -65,6 +64,7 @@ def build_management(registry: Registry, token: str, token_file: Path | None = N
     """
     api = FastAPI(title="Podium management", version=__version__)
     guard = TokenGuard(api, token)
+    settings = registry.settings
 
     @api.post("/token")
     async def rotate_token() -> dict[str, str]:
@@ -110,8 +110,14 @@ def build_management(registry: Registry, token: str, token_file: Path | None = N
         max_batch_delay: Annotated[float | None, Query(ge=0)] = None,
         synchronous: bool = True,
     ) -> dict[str, str]:
+        path = Path(url)
         if "://" in url:
-            raise Forbidden("Registration from URLs is disabled: the allow-list is empty")
+            if not settings.allowed_urls:
+                raise Forbidden("Registration from URLs is off: the allow-list is empty")
+            fetched = await download(
+                url, settings.allowed_urls, settings.model_store, settings.max_archive_bytes
+            )
+            path = Path(fetched.name)
         overrides = {
             key: value
             for key, value in {
@@ -122,7 +128,7 @@ def build_management(registry: Registry, token: str, token_file: Path | None = N
             }.items()
             if value is not None
         }
-        served = await registry.register(Path(url), overrides, expected_name=model_name)
+        served = await registry.register(path, overrides, expected_name=model_name)
         return {"status": f"Model {served.name} version {served.version} registered"}
 
     @api.put("/models/{model}")
