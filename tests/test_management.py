@@ -383,3 +383,24 @@ def test_link_local_hosts_are_refused_even_if_allowed(
     )
     assert refused.status_code == 403
     assert "refused address" in refused.json()["message"]
+
+
+def test_asynchronous_registration_and_scaling(
+    make_archive: MakeArchive, start_server: StartServer
+) -> None:
+    make_archive("echo")
+    server = start_server()
+    make_archive("later", options={"load_delay": 0.5})
+    started = server.management.post(
+        "/models", params={"url": "later-1.0.podium", "synchronous": "false"}
+    )
+    assert started.status_code == 202
+    scaling = server.management.put("/models/echo", params={"min_worker": 2, "synchronous": False})
+    assert scaling.status_code == 202
+    deadline = time.monotonic() + 20
+    while server.post("/predictions/later", {"x": 1}).status_code != 200:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    while len(workers(server)) != 2 or not server.management.get("/models/echo").json()[0]["ready"]:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)

@@ -13,9 +13,12 @@ Every route, DELETE included, needs ``Authorization: Bearer <token>``.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
+import logging
 import os
 import secrets
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -29,6 +32,7 @@ from podium.registry import ModelVersion, Registry
 from podium.server.types import ASGIApp, Receive, Scope, Send
 
 PAGE_LIMIT = 100
+log = logging.getLogger("podium.management")
 
 
 class TokenGuard:
@@ -109,7 +113,7 @@ def build_management(registry: Registry, token: str, token_file: Path | None = N
         batch_size: Annotated[int | None, Query(ge=1, le=4096)] = None,
         max_batch_delay: Annotated[float | None, Query(ge=0)] = None,
         synchronous: bool = True,
-    ) -> dict[str, str]:
+    ) -> Response:
         path = Path(url)
         if "://" in url:
             if not settings.allowed_urls:
@@ -128,8 +132,12 @@ def build_management(registry: Registry, token: str, token_file: Path | None = N
             }.items()
             if value is not None
         }
-        served = await registry.register(path, overrides, expected_name=model_name)
-        return {"status": f"Model {served.name} version {served.version} registered"}
+        work = registry.register(path, overrides, expected_name=model_name)
+        if not synchronous:
+            background(work)
+            return JSONResponse({"status": f"Registration of {url} started"}, 202)
+        served = await work
+        return JSONResponse({"status": f"Model {served.name} version {served.version} registered"})
 
     @api.put("/models/{model}")
     async def scale_default(
@@ -137,8 +145,8 @@ def build_management(registry: Registry, token: str, token_file: Path | None = N
         min_worker: Annotated[int, Query(ge=0, le=64)] = 1,
         max_worker: Annotated[int | None, Query(ge=1, le=64)] = None,
         synchronous: bool = True,
-    ) -> dict[str, str]:
-        return await scale(registry.resolve(model), min_worker, max_worker)
+    ) -> Response:
+        return await scale(registry.resolve(model), min_worker, max_worker, synchronous)
 
     @api.put("/models/{model}/{version}")
     async def scale_version(
@@ -147,8 +155,8 @@ def build_management(registry: Registry, token: str, token_file: Path | None = N
         min_worker: Annotated[int, Query(ge=0, le=64)] = 1,
         max_worker: Annotated[int | None, Query(ge=1, le=64)] = None,
         synchronous: bool = True,
-    ) -> dict[str, str]:
-        return await scale(registry.resolve(model, version), min_worker, max_worker)
+    ) -> Response:
+        return await scale(registry.resolve(model, version), min_worker, max_worker, synchronous)
 
     @api.delete("/models/{model}/{version}")
     async def unregister(model: str, version: str) -> dict[str, str]:
@@ -163,11 +171,35 @@ def build_management(registry: Registry, token: str, token_file: Path | None = N
     return guard
 
 
-async def scale(served: ModelVersion, minimum: int, maximum: int | None) -> dict[str, str]:
+async def scale(
+    served: ModelVersion, minimum: int, maximum: int | None, synchronous: bool
+) -> Response:
+    """Set a version's worker bounds; wait for the new workers unless asked not to."""
     maximum = max(minimum, maximum or minimum)
     served.min_workers = minimum
-    await served.pool.scale(minimum, maximum)
-    return {"status": f"{served.name}/{served.version} scaled to {minimum}..{maximum} workers"}
+    work = served.pool.scale(minimum, maximum)
+    bounds = f"{served.name}/{served.version} to {minimum}..{maximum} workers"
+    if not synchronous:
+        background(work)
+        return JSONResponse({"status": f"Scaling {bounds}"}, 202)
+    await work
+    return JSONResponse({"status": f"Scaled {bounds}"})
+
+
+_background: set[asyncio.Task[Any]] = set()
+
+
+def background(work: Coroutine[Any, Any, Any]) -> None:
+    """Run ``work`` after answering (``synchronous=false``); failures are logged."""
+    task = asyncio.ensure_future(work)
+    _background.add(task)
+    task.add_done_callback(_finished)
+
+
+def _finished(task: asyncio.Task[Any]) -> None:
+    _background.discard(task)
+    if not task.cancelled() and task.exception() is not None:
+        log.error("background management call failed: %s", task.exception())
 
 
 def describe(registry: Registry, served: ModelVersion) -> dict[str, Any]:
