@@ -247,3 +247,19 @@ def test_other_routes_refuse_wrong_methods(echo_server: Server) -> None:
         assert echo_server.http.delete(path).status_code == 405
     assert echo_server.http.get("/ping?x=%00").status_code == 200
     assert_serving(echo_server)
+
+
+def test_oversized_request_head_is_431(echo_server: Server) -> None:
+    host, port = echo_server.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        # Just over the limit, and nothing more, so the server has read it all when it
+        # closes (unread bytes would turn its close into a reset).
+        sock.sendall(b"POST /predictions/echo HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 70_000)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 431")
+    # A large body after a small head is not a large head.
+    body = b'{"pad": "' + b"b" * 15_000 + b'"}'
+    assert echo_server.post("/predictions/echo", content=body).status_code == 200
+    assert_serving(echo_server)

@@ -14,6 +14,7 @@ import uvicorn
 
 from podium.server.app import PodiumApp
 from podium.server.management import write_secret
+from podium.server.protocol import LimitedHttpToolsProtocol
 from podium.settings import Settings
 
 GC_THRESHOLD = 10_000
@@ -45,7 +46,7 @@ def run(settings: Settings) -> None:
     config = uvicorn.Config(
         app,
         loop="uvloop",
-        http="httptools",
+        http=LimitedHttpToolsProtocol,
         lifespan="on",
         access_log=settings.access_log,
         timeout_graceful_shutdown=int(settings.drain_timeout),
