@@ -232,7 +232,7 @@ def executable(name: str) -> str:
 def podium_command(store: Path, port: int, policy: str) -> list[str]:
     return [
         executable("podium"), "serve", "--model-store", str(store), "--host", "127.0.0.1",
-        "--port", str(port), "--batching", policy,
+        "--port", str(port), "--batching", policy, "--management-port", "0",
     ]  # fmt: skip
 
 
