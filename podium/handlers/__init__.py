@@ -30,6 +30,22 @@ BUILTINS = {
 }
 
 
+Shape = tuple[int, bool]
+"""Per request: how many instances it held, and whether it was a single instance."""
+
+
+def regroup(answers: list[Any], shapes: list[Shape]) -> list[Any]:
+    """Per-instance answers → one response per request: an answer for a single instance,
+    a list of answers for a list."""
+    responses: list[Any] = []
+    start = 0
+    for count, single in shapes:
+        chunk = answers[start : start + count]
+        responses.append(chunk[0] if single else chunk)
+        start += count
+    return responses
+
+
 class FunctionHandler(Handler):
     """Wraps a module-level ``handle(requests, context)`` function."""
 

@@ -22,6 +22,7 @@ import numpy as np
 
 from podium.errors import InvalidInput
 from podium.handler import Context, Handler
+from podium.handlers import regroup
 
 INPUT_KEYS = ("inputs", "instances", "text", "data")
 
@@ -99,13 +100,7 @@ class SklearnHandler(Handler):
 
     def postprocess(self, outputs: Any) -> list[Any]:
         answers = [self._answer(row) for row in outputs]
-        responses: list[Any] = []
-        start = 0
-        for count, single in self._shapes:
-            chunk = answers[start : start + count]
-            responses.append(chunk[0] if single else chunk)
-            start += count
-        return responses
+        return regroup(answers, self._shapes)
 
     def _answer(self, row: Any) -> Any:
         if np.ndim(row) == 0:

@@ -36,6 +36,7 @@ import numpy as np
 
 from podium.errors import InvalidInput
 from podium.handler import Context, Handler
+from podium.handlers import regroup
 
 MAX_ELEMENTS = 10_000_000
 INPUT_KEYS = ("inputs", "instances", "data")
@@ -222,13 +223,7 @@ class TensorHandler(Handler):
                     f'output "{name}" has shape {array.shape}, not one row per instance ({total})'
                 )
         answers = self.answers(outputs.arrays, total)
-        responses: list[Any] = []
-        start = 0
-        for count, single in outputs.counts:
-            chunk = answers[start : start + count]
-            responses.append(chunk[0] if single else chunk)
-            start += count
-        return responses
+        return regroup(answers, outputs.counts)
 
     # --- requests → arrays -----------------------------------------------------------
 

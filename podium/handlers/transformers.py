@@ -44,6 +44,7 @@ import numpy.typing as npt
 
 from podium.errors import InvalidInput
 from podium.handler import Context, Handler
+from podium.handlers import regroup
 
 INPUT_KEYS = ("text", "inputs")
 TASKS = ("text-classification", "feature-extraction")
@@ -309,13 +310,7 @@ class TransformersHandler(Handler):
     def postprocess(self, outputs: Floats) -> list[Any]:
         """Regroup one answer per text into one response per request, in its shape."""
         answers = [self.answer(row) for row in outputs]
-        responses: list[Any] = []
-        start = 0
-        for count, single in self._shapes:
-            chunk = answers[start : start + count]
-            responses.append(chunk[0] if single else chunk)
-            start += count
-        return responses
+        return regroup(answers, self._shapes)
 
     def answer(self, row: Floats) -> Any:
         """The answer for one text."""
