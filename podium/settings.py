@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     """Largest request body accepted; larger ones get 413."""
     request_timeout: float = Field(default=30.0, gt=0)
     """Seconds a request may wait and run before it is answered 504."""
+    client_timeout: float = Field(default=30.0, gt=0)
+    """Seconds a client may take to send one request's head and body (slow clients get
+    408 and are disconnected)."""
     load_timeout: float = Field(default=120.0, gt=0)
     """Seconds a worker may take to load its model before it is killed and restarted."""
     max_queue: int = Field(default=1000, ge=1)

@@ -4,6 +4,7 @@ server still serving after each."""
 from __future__ import annotations
 
 import socket
+import time
 from pathlib import Path
 
 import httpx
@@ -263,3 +264,24 @@ def test_oversized_request_head_is_431(echo_server: Server) -> None:
     body = b'{"pad": "' + b"b" * 15_000 + b'"}'
     assert echo_server.post("/predictions/echo", content=body).status_code == 200
     assert_serving(echo_server)
+
+
+def test_slow_clients_are_cut_off(make_archive: MakeArchive, start_server: StartServer) -> None:
+    make_archive("echo")
+    server = start_server("--client-timeout", "0.5")
+    host, port = server.url.removeprefix("http://").split(":")
+    for partial in [
+        b"POST /predictions/echo HTTP/1.1\r\nHost: x\r\n",  # a head that never ends
+        b"POST /predictions/echo HTTP/1.1\r\nContent-Length: 50\r\n\r\n{",  # a stalled body
+    ]:
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            sock.sendall(partial)
+            started = time.monotonic()
+            answer = b""
+            while chunk := sock.recv(4096):
+                answer += chunk
+            assert answer.startswith(b"HTTP/1.1 408")
+            assert time.monotonic() - started < 5
+    # A request that waits on a slow model is not a slow client.
+    assert server.post("/predictions/echo", {"sleep": 1.0}).status_code == 200
+    assert_serving(server)

@@ -1,33 +1,60 @@
-"""Uvicorn's httptools protocol with a cap on the request head.
+"""Uvicorn's httptools protocol with limits on what a client may send, and how slowly.
 
-Uvicorn bounds nothing before the body: a client can stream megabytes of request line
-and headers and the server buffers them all. This protocol counts the bytes received
-while a request head is incomplete, and once they pass ``MAX_HEAD_BYTES`` answers 431
-and closes the connection. Bodies are bounded per request by the inference route.
+Uvicorn bounds nothing before the application sees a request: a client can stream
+megabytes of request line and headers (buffered in full), or send them, or the body, a
+byte at a time and hold a connection forever (slowloris). This protocol
+
+- counts the bytes of a request head still incomplete, and past ``MAX_HEAD_BYTES``
+  answers 431 and closes the connection;
+- notes when each connection started sending a head or a body; one sweep per
+  ``client_timeout / 4`` (per server, not a timer per request) closes the connections
+  that have been at it longer than ``client_timeout``, answering 408.
+
+Bodies are bounded in size per request by the inference route.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
+from typing import Any, ClassVar
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 MAX_HEAD_BYTES = 64 * 1024
 
-_BODY = b'{"code":431,"type":"InvalidRequest","message":"Request line and headers are too large"}'
-HEAD_TOO_LARGE = (
-    b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: application/json\r\n"
-    b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (len(_BODY), _BODY)
-)
+
+def _answer(status: bytes, message: bytes) -> bytes:
+    body = b'{"code":%s,"type":"InvalidRequest","message":"%s"}' % (status[:3], message)
+    return (
+        b"HTTP/1.1 %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
+        % (
+            status,
+            len(body),
+        )
+        + b"connection: close\r\n\r\n"
+        + body
+    )
+
+
+HEAD_TOO_LARGE = _answer(b"431 Request Header Fields Too Large", b"Request head too large")
+TOO_SLOW = _answer(b"408 Request Timeout", b"The request was sent too slowly")
 
 
 class LimitedHttpToolsProtocol(HttpToolsProtocol):
-    """``HttpToolsProtocol`` that refuses request heads over ``MAX_HEAD_BYTES``."""
+    """``HttpToolsProtocol`` that refuses oversized heads and too slow clients."""
+
+    client_timeout: ClassVar[float] = 30.0
+    _sweeper: ClassVar[asyncio.Task[None] | None] = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         self.head_bytes = 0
         self.in_head = True
+        self.sending_since: float | None = time.monotonic()
         super().connection_made(transport)
+        cls = type(self)
+        if cls._sweeper is None or cls._sweeper.done():
+            cls._sweeper = asyncio.ensure_future(cls._sweep(self.connections))
 
     def data_received(self, data: bytes) -> None:
         if self.in_head:
@@ -39,6 +66,10 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             self.transport.write(HEAD_TOO_LARGE)
             self.transport.close()
 
+    def on_message_begin(self) -> None:
+        self.sending_since = time.monotonic()
+        super().on_message_begin()
+
     def on_headers_complete(self) -> None:
         self.in_head = False
         super().on_headers_complete()
@@ -47,4 +78,30 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         # Whatever follows on this connection is the next request's head.
         self.in_head = True
         self.head_bytes = 0
+        self.sending_since = None
         super().on_message_complete()
+
+    @classmethod
+    async def _sweep(cls, connections: set[Any]) -> None:
+        while True:
+            await asyncio.sleep(max(0.05, cls.client_timeout / 4))
+            late = time.monotonic() - cls.client_timeout
+            for connection in list(connections):
+                # Set from connect to the end of each request body; None while the
+                # request runs and while the connection idles between requests.
+                started = getattr(connection, "sending_since", None)
+                transport = getattr(connection, "transport", None)
+                if started is None or started >= late or transport is None:
+                    continue
+                if not transport.is_closing():
+                    transport.write(TOO_SLOW)
+                    transport.close()
+
+
+def limited_protocol(client_timeout: float) -> type[LimitedHttpToolsProtocol]:
+    """The protocol class with this server's client timeout."""
+    return type(
+        "LimitedHttpToolsProtocol",
+        (LimitedHttpToolsProtocol,),
+        {"client_timeout": client_timeout, "_sweeper": None},
+    )

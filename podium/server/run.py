@@ -14,7 +14,7 @@ import uvicorn
 
 from podium.server.app import PodiumApp
 from podium.server.management import write_secret
-from podium.server.protocol import LimitedHttpToolsProtocol
+from podium.server.protocol import limited_protocol
 from podium.settings import Settings
 
 GC_THRESHOLD = 10_000
@@ -46,7 +46,7 @@ def run(settings: Settings) -> None:
     config = uvicorn.Config(
         app,
         loop="uvloop",
-        http=LimitedHttpToolsProtocol,
+        http=limited_protocol(settings.client_timeout),
         lifespan="on",
         access_log=settings.access_log,
         timeout_graceful_shutdown=int(settings.drain_timeout),
