@@ -712,6 +712,14 @@ def render(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def write_report(text: str, report: dict[str, Any], out: Path) -> None:
+    """Print the markdown and write it, with the raw JSON, under ``out``."""
+    print("\n" + text)
+    (out / "results.md").write_text(text)
+    (out / "results.json").write_text(to_json(report) + "\n")
+    print(f"wrote {out / 'results.md'} and {out / 'results.json'}")
+
+
 def to_json(report: dict[str, Any]) -> str:
     def default(value: Any) -> Any:
         if isinstance(value, Load):
@@ -795,11 +803,7 @@ def main() -> None:
         "batches": batches,
         "profile": profiled,
     }
-    text = render(report)
-    print("\n" + text)
-    (args.out / "results.md").write_text(text)
-    (args.out / "results.json").write_text(to_json(report) + "\n")
-    print(f"wrote {args.out / 'results.md'} and {args.out / 'results.json'}")
+    write_report(render(report), report, args.out)
 
 
 if __name__ == "__main__":

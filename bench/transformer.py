@@ -39,7 +39,7 @@ from types import ModuleType
 from typing import Any
 
 import nsmc
-from nsmc import Load, Server, measure, pinned, serving, time_calls, to_json, wrk
+from nsmc import Load, Server, measure, pinned, serving, time_calls, wrk
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -348,11 +348,7 @@ def main() -> None:
         "ratios": ratios(baseline, loads),
         "batches": batches,
     }
-    text = render(report)
-    print("\n" + text)
-    (args.out / "results.md").write_text(text)
-    (args.out / "results.json").write_text(to_json(report) + "\n")
-    print(f"wrote {args.out / 'results.md'} and {args.out / 'results.json'}")
+    nsmc.write_report(render(report), report, args.out)
 
 
 if __name__ == "__main__":
