@@ -19,7 +19,7 @@ import hashlib
 import os
 import stat
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
@@ -31,7 +31,8 @@ from podium.errors import ArchiveError
 MANIFEST_PATH = ".podium/manifest.json"
 SUFFIX = ".podium"
 FORMAT: Literal["podium/1"] = "podium/1"
-BUILTIN_HANDLERS = ("onnx", "sklearn", "torch", "transformers")
+BUILTIN_HANDLERS = ("onnx", "sklearn", "torch", "torchserve", "transformers")
+MAR_SUFFIX = ".mar"
 
 MAX_MEMBER_BYTES = 8 * 1024**3
 MAX_TOTAL_BYTES = 16 * 1024**3
@@ -139,7 +140,7 @@ def pack(
     return target
 
 
-def _open(path: Path) -> zipfile.ZipFile:
+def open_zip(path: Path) -> zipfile.ZipFile:
     try:
         return zipfile.ZipFile(path)
     except FileNotFoundError:
@@ -149,8 +150,15 @@ def _open(path: Path) -> zipfile.ZipFile:
 
 
 def read_manifest(path: Path) -> Manifest:
-    """Read and validate an archive's manifest without extracting anything."""
-    with _open(path) as archive:
+    """Read and validate an archive's manifest without extracting anything.
+
+    A TorchServe ``.mar`` is read by ``podium.mar`` into the same ``Manifest``.
+    """
+    if path.suffix == MAR_SUFFIX:
+        from podium import mar
+
+        return mar.read_manifest(path)
+    with open_zip(path) as archive:
         return _manifest_of(archive, path.name)
 
 
@@ -174,12 +182,13 @@ def _manifest_of(archive: zipfile.ZipFile, label: str) -> Manifest:
         raise ArchiveError(f"{label}: invalid manifest: {where}: {first['msg']}") from None
 
 
-def _check_members(archive: zipfile.ZipFile, manifest: Manifest, label: str) -> None:
+def check_members(archive: zipfile.ZipFile, listed: set[str] | None, label: str) -> None:
+    """Every member's name, type and size; with ``listed``, also that the manifest names
+    exactly the members present."""
     infos = archive.infolist()
     if len(infos) > MAX_MEMBERS:
         raise ArchiveError(f"{label}: more than {MAX_MEMBERS} members")
     total = 0
-    listed = set(manifest.files)
     for info in infos:
         check_member_name(info.filename)
         mode = info.external_attr >> 16
@@ -187,22 +196,25 @@ def _check_members(archive: zipfile.ZipFile, manifest: Manifest, label: str) -> 
             raise ArchiveError(f"{label}: symbolic link in archive: {info.filename!r}")
         if info.is_dir():
             continue
-        if info.filename != MANIFEST_PATH and info.filename not in listed:
+        if listed is not None and info.filename != MANIFEST_PATH and info.filename not in listed:
             raise ArchiveError(f"{label}: {info.filename!r} is not listed in the manifest")
         if info.file_size > MAX_MEMBER_BYTES:
             raise ArchiveError(f"{label}: {info.filename!r} is larger than the member limit")
         total += info.file_size
     if total > MAX_TOTAL_BYTES:
         raise ArchiveError(f"{label}: unpacked size exceeds {MAX_TOTAL_BYTES} bytes")
+    if listed is None:
+        return
     missing = listed - {info.filename for info in infos}
     if missing:
         raise ArchiveError(f"{label}: listed but missing: {sorted(missing)[0]!r}")
 
 
-def _copy_member(
-    archive: zipfile.ZipFile, name: str, expected: str, label: str, target: Path | None
+def copy_member(
+    archive: zipfile.ZipFile, name: str, expected: str | None, label: str, target: Path | None
 ) -> None:
-    """Stream one member, hashing it and (if ``target``) writing it; check size and hash."""
+    """Stream one member, hashing it and (if ``target``) writing it; check its size, and its
+    hash unless ``expected`` is None (a .mar carries no hashes)."""
     info = archive.getinfo(name)
     digest = hashlib.sha256()
     written = 0
@@ -221,17 +233,21 @@ def _copy_member(
     finally:
         if sink is not None:
             sink.close()
-    if digest.hexdigest() != expected:
+    if expected is not None and digest.hexdigest() != expected:
         raise ArchiveError(f"{label}: hash mismatch for {name!r} (tampered or corrupt)")
 
 
 def verify(path: Path) -> Manifest:
     """Check the manifest, every member name and every hash; return the manifest."""
-    with _open(path) as archive:
+    if path.suffix == MAR_SUFFIX:
+        from podium import mar
+
+        return mar.verify(path)
+    with open_zip(path) as archive:
         manifest = _manifest_of(archive, path.name)
-        _check_members(archive, manifest, path.name)
+        check_members(archive, set(manifest.files), path.name)
         for name, expected in manifest.files.items():
-            _copy_member(archive, name, expected, path.name, None)
+            copy_member(archive, name, expected, path.name, None)
     return manifest
 
 
@@ -240,21 +256,37 @@ def unpack(path: Path, target: Path) -> Manifest:
 
     Nothing is left behind on failure, and nothing lands outside ``target``.
     """
+    if path.suffix == MAR_SUFFIX:
+        from podium import mar
+
+        return mar.unpack(path, target)
+    with open_zip(path) as archive:
+        manifest = _manifest_of(archive, path.name)
+        check_members(archive, set(manifest.files), path.name)
+        return extract(archive, manifest, manifest.files, path.name, target)
+
+
+def extract(
+    archive: zipfile.ZipFile,
+    manifest: Manifest,
+    members: Mapping[str, str | None],
+    label: str,
+    target: Path,
+) -> Manifest:
+    """Write ``members`` (name → expected sha256, or None) of a checked archive into the new
+    folder ``target``, then the manifest the worker reads. All or nothing."""
     target.mkdir(parents=True, mode=0o700)
     try:
-        with _open(path) as archive:
-            manifest = _manifest_of(archive, path.name)
-            _check_members(archive, manifest, path.name)
-            root = target.resolve()
-            for name, expected in manifest.files.items():
-                destination = (root / name).resolve()
-                if not destination.is_relative_to(root):
-                    raise ArchiveError(f"{path.name}: {name!r} escapes the target folder")
-                destination.parent.mkdir(parents=True, exist_ok=True)
-                _copy_member(archive, name, expected, path.name, destination)
-            # The worker reads the manifest from here; it is the validated one.
-            (root / MANIFEST_PATH).parent.mkdir(exist_ok=True)
-            (root / MANIFEST_PATH).write_text(manifest.model_dump_json(indent=2))
+        root = target.resolve()
+        for name, expected in members.items():
+            destination = (root / name).resolve()
+            if not destination.is_relative_to(root):
+                raise ArchiveError(f"{label}: {name!r} escapes the target folder")
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            copy_member(archive, name, expected, label, destination)
+        # The worker reads the manifest from here; it is the validated one.
+        (root / MANIFEST_PATH).parent.mkdir(exist_ok=True)
+        (root / MANIFEST_PATH).write_text(manifest.model_dump_json(indent=2))
     except BaseException:
         _remove_tree(target)
         raise

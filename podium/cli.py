@@ -16,6 +16,7 @@ from rich.console import Console
 from podium import __version__
 from podium.archive import (
     BUILTIN_HANDLERS,
+    MAR_SUFFIX,
     Manifest,
     collect_files,
     detect_handler,
@@ -31,6 +32,8 @@ console = Console(stderr=True)
 def settings_options(command: Any) -> Any:
     """Add one option per ``Settings`` field, so options are declared once (there)."""
     for name, field in reversed(list(Settings.model_fields.items())):
+        if typing.get_origin(field.annotation) is dict:
+            continue  # per-model tables: podium.toml, PODIUM_* JSON, or --ts-config
         command = click.option(*_flag(name, field), **_option(field))(command)
     return command
 
@@ -61,10 +64,27 @@ def _option(field: FieldInfo) -> dict[str, Any]:
     return options
 
 
-def build_settings(values: dict[str, Any]) -> Settings:
-    """Flags given on the command line win over PODIUM_* variables and podium.toml."""
+def build_settings(values: dict[str, Any], ts_config: Path | None = None) -> Settings:
+    """Flags given on the command line win over a TorchServe config.properties, which wins
+    over PODIUM_* variables and podium.toml."""
     given = {k: v for k, v in values.items() if v is not None and v != ()}
-    return Settings(**given)
+    if ts_config is not None:
+        from podium.torchserve_config import read_settings
+
+        try:
+            translated, ignored = read_settings(ts_config)
+        except PodiumError as error:
+            raise click.ClickException(error.message) from None
+        if ignored:
+            console.print(
+                f"[yellow]warning:[/yellow] {ts_config.name}: Podium ignores " + "; ".join(ignored),
+                highlight=False,
+            )
+        given = {**translated, **given}
+    try:
+        return Settings(**given)
+    except ValueError as error:
+        raise click.ClickException(str(error)) from None
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -75,18 +95,28 @@ def main() -> None:
 
 @main.command()
 @settings_options
-def serve(**values: Any) -> None:
+@click.option(
+    "--ts-config",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A TorchServe config.properties to read (flags given here win over it).",
+)
+def serve(ts_config: Path | None, **values: Any) -> None:
     """Serve the models of a model store."""
     from podium.server import run
 
-    settings = build_settings(values)
+    settings = build_settings(values, ts_config)
     if not settings.model_store.is_dir():
         raise click.ClickException(f"model store {settings.model_store} is not a folder")
     run(settings)
 
 
 @main.command()
-@click.argument("name")
+@click.argument("name", required=False)
+@click.option(
+    "--from-mar",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Convert this TorchServe .mar (adding a sha256 per file) instead of building.",
+)
 @click.option("--version", "version", default="1.0", show_default=True, help="Model version.")
 @click.option(
     "--handler",
@@ -145,7 +175,8 @@ def serve(**values: Any) -> None:
     help="Folder to write the archive into.",
 )
 def archive(
-    name: str,
+    name: str | None,
+    from_mar: Path | None,
     handler: str | None,
     model: Path | None,
     extra_files: tuple[Path, ...],
@@ -157,7 +188,12 @@ def archive(
     output: Path,
     **settings: Any,
 ) -> None:
-    """Build an archive from a model file, a handler and extra files."""
+    """Build an archive from a model file, a handler and extra files (or --from-mar)."""
+    if from_mar is not None:
+        _convert(from_mar, name, output, {k: v for k, v in settings.items() if v is not None})
+        return
+    if name is None:
+        raise click.UsageError("name the model (NAME), or convert one with --from-mar")
     try:
         files, handler_spec, handler_options = _archive_inputs(handler, model, extra_files)
         if requirements is not None:
@@ -183,6 +219,19 @@ def archive(
         total = sum(p.stat().st_size for p in files.values()) or 1
         task = progress.add_task("archiving", total=total)
         target = pack(manifest, files, output, on_file=lambda _, size: progress.advance(task, size))
+    click.echo(str(target))
+
+
+def _convert(mar_path: Path, name: str | None, output: Path, overrides: dict[str, Any]) -> None:
+    from podium import mar
+
+    try:
+        manifest = mar.read_manifest(mar_path)
+        if name is not None and name != manifest.name:
+            raise click.UsageError(f"{mar_path.name} holds model {manifest.name!r}, not {name!r}")
+        target = mar.convert(mar_path, output, overrides=overrides)
+    except PodiumError as error:
+        raise click.ClickException(error.message) from None
     click.echo(str(target))
 
 
@@ -234,6 +283,12 @@ def inspect(path: Path) -> None:
         console.print(f"[red]error:[/red] {error.message}", highlight=False)
         sys.exit(1)
     click.echo(manifest.model_dump_json(indent=2))
+    if path.suffix == MAR_SUFFIX:
+        console.print(
+            "[green]ok:[/green] a TorchServe .mar: structure and checksums verified, "
+            "no hashes to check (podium archive --from-mar adds them)"
+        )
+        return
     console.print(f"[green]ok:[/green] {len(manifest.files)} files verified")
 
 

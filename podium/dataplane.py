@@ -19,9 +19,10 @@ from podium.errors import (
     InvalidRequest,
     PodiumError,
     RequestTimeout,
+    ResponseTooLarge,
     ShuttingDown,
 )
-from podium.registry import Registry
+from podium.registry import ModelVersion, Registry
 
 
 def parse_payload(body: bytes, content_type: str) -> Any:
@@ -52,28 +53,36 @@ class DataPlane:
 
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
+        self.max_response_bytes = registry.settings.max_response_bytes
         self.draining = False
+
+    def resolve(self, model: str, version: str | None) -> ModelVersion:
+        """The version that will serve a request (404 if none, 503 while draining)."""
+        if self.draining:
+            raise ShuttingDown()
+        return self.registry.resolve(model, version)
 
     async def infer(
         self,
-        model: str,
-        version: str | None,
+        served: ModelVersion,
         payload: Any,
         *,
         until_gone: Callable[[], Awaitable[Any]] | None = None,
     ) -> wire.Answer:
-        """Queue ``payload`` for ``model`` and wait for the worker's answer.
+        """Queue ``payload`` for a version and wait for the worker's answer.
 
         ``until_gone`` optionally waits for the client to go away: when it returns first,
         the request is withdrawn and never reaches a worker.
         """
-        if self.draining:
-            raise ShuttingDown()
-        served = self.registry.resolve(model, version)
         stats = served.stats
         try:
             item = served.batcher.submit(payload)
             answer = await self.wait(item, until_gone)
+            if len(answer[2]) > self.max_response_bytes:
+                raise ResponseTooLarge(
+                    f"The model's answer of {len(answer[2])} bytes is over the "
+                    f"{self.max_response_bytes} byte limit"
+                )
         except PodiumError as error:
             stats.answered(error.status)
             raise

@@ -9,6 +9,7 @@
     ├── Conflict                    409  already registered; still the default
     ├── PayloadTooLarge             413  body over ``max_body_bytes``
     ├── HandlerError                500  the handler raised something else
+    │   └── ResponseTooLarge        500  the answer is over ``max_response_bytes``
     ├── ServiceUnavailable          503  answered with ``Retry-After``
     │   ├── QueueFull               503  the version's queue is at ``max_queue``
     │   ├── ModelNotReady           503  no live worker for the version yet
@@ -16,7 +17,8 @@
     │   └── ShuttingDown            503  the server is draining
     ├── RequestTimeout              504  no answer within ``request_timeout``
     ├── ClientDisconnected          499  the client left; nothing is sent
-    └── ArchiveError                     an archive is corrupt, tampered or unsafe (CLI, store)
+    ├── ArchiveError                     an archive is corrupt, tampered or unsafe (CLI, store)
+    └── ConfigError                      a configuration file cannot be used (CLI)
 
 Errors cross the process boundary as ``ErrorInfo`` (a plain, picklable record), never as
 live exception objects from model code, and are matched on their class, never on text.
@@ -100,6 +102,10 @@ class HandlerError(PodiumError):
     default_message = "The model's handler failed"
 
 
+class ResponseTooLarge(HandlerError):
+    default_message = "The model's answer is too large"
+
+
 class ServiceUnavailable(PodiumError):
     status = 503
     default_message = "Service unavailable"
@@ -142,6 +148,13 @@ class ArchiveError(PodiumError):
     default_message = "Invalid archive"
 
 
+class ConfigError(PodiumError):
+    """A configuration file Podium cannot use; the message names the file and the key."""
+
+    status = 400
+    default_message = "Invalid configuration"
+
+
 ERRORS_BY_CODE: dict[str, type[PodiumError]] = {
     cls.__name__: cls
     for cls in (
@@ -154,6 +167,7 @@ ERRORS_BY_CODE: dict[str, type[PodiumError]] = {
         Conflict,
         PayloadTooLarge,
         HandlerError,
+        ResponseTooLarge,
         ServiceUnavailable,
         QueueFull,
         ModelNotReady,
@@ -162,6 +176,7 @@ ERRORS_BY_CODE: dict[str, type[PodiumError]] = {
         RequestTimeout,
         ClientDisconnected,
         ArchiveError,
+        ConfigError,
     )
 }
 

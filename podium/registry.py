@@ -39,6 +39,8 @@ class ModelVersion:
     batcher: Batcher
     min_workers: int
     stats: Stats
+    torchserve: bool = False
+    """Served by a TorchServe handler, which gets whole HTTP requests."""
 
     @property
     def ready(self) -> bool:
@@ -75,7 +77,9 @@ class Registry:
             log.warning("no model to serve in %s", store.root)
         for stored in found:
             log.info("loading %s from %s", stored.manifest.key, stored.path.name)
-        missing = set(self.settings.models) - {stored.name for stored in found}
+        missing = set(self.settings.models) - {
+            name for stored in found for name in (stored.name, stored.path.name)
+        }
         problems += [f"model {name!r} is not in {store.root}" for name in sorted(missing)]
         results = await asyncio.gather(
             *(self.load(stored) for stored in found), return_exceptions=True
@@ -85,20 +89,35 @@ class Registry:
                 problems.append(result.message)
             elif isinstance(result, BaseException):
                 problems.append(f"{stored.path.name}: {type(result).__name__}: {result}")
+        for key, chosen in self.settings.model_settings.items():
+            name, _, version = key.partition("/")
+            if chosen.default and version in self.models.get(name, {}):
+                self.set_default(name, version)
         for line in problems:
             log.error("%s", line)
         return problems
 
     async def load(self, stored: StoredArchive) -> ModelVersion:
         """Unpack, verify and start one archive."""
+        settings = self.settings
         manifest = stored.manifest
+        chosen = settings.model_settings.get(manifest.key) or settings.model_settings.get(
+            manifest.name
+        )
+        fixed = settings.workers
+        if chosen is not None:
+            overrides = chosen.manifest_fields()
+            manifest = archive.Manifest.model_validate({**manifest.model_dump(), **overrides})
+            if "min_workers" in overrides or "max_workers" in overrides:
+                fixed = None
         model_dir = self.work_dir / f"{manifest.name}-{manifest.version}"
         if model_dir.exists():
             shutil.rmtree(model_dir)
         archive.unpack(stored.path, model_dir)
-        settings = self.settings
-        workers = settings.workers or max(1, manifest.min_workers)
-        maximum = settings.workers or manifest.max_workers
+        # The worker reads the manifest from the folder: it must see any overrides.
+        (model_dir / archive.MANIFEST_PATH).write_text(manifest.model_dump_json(indent=2))
+        workers = fixed or max(1, manifest.min_workers)
+        maximum = max(workers, fixed or manifest.max_workers)
         stats = Stats()
         pool = WorkerPool(
             f"{manifest.name}/{manifest.version}",
@@ -117,11 +136,19 @@ class Registry:
             max_batch_delay=manifest.max_batch_delay,
             policy=settings.batching or manifest.batching,
             max_queue=settings.max_queue,
-            request_timeout=settings.request_timeout,
+            request_timeout=(chosen and chosen.request_timeout) or settings.request_timeout,
             stats=stats,
         )
         version = ModelVersion(
-            manifest.name, manifest.version, manifest, model_dir, pool, batcher, workers, stats
+            manifest.name,
+            manifest.version,
+            manifest,
+            model_dir,
+            pool,
+            batcher,
+            workers,
+            stats,
+            torchserve=manifest.handler == "torchserve",
         )
         versions = self.models.setdefault(manifest.name, {})
         versions[manifest.version] = version

@@ -9,13 +9,37 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+
+class ModelSettings(BaseModel):
+    """What the server sets for one model (or one version), over what its archive says."""
+
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+    batch_size: int | None = Field(default=None, ge=1, le=4096)
+    """Largest batch."""
+    max_batch_delay: float | None = Field(default=None, ge=0, le=60_000)
+    """Milliseconds to wait for a batch."""
+    min_workers: int | None = Field(default=None, ge=0, le=64)
+    """Workers started with the model (wins over ``workers``)."""
+    max_workers: int | None = Field(default=None, ge=1, le=64)
+    """Most workers the model may have (wins over ``workers``)."""
+    request_timeout: float | None = Field(default=None, gt=0)
+    """Seconds a request to this model may take (over the server's ``request_timeout``)."""
+    default: bool = False
+    """This version is the model's default (for a ``name/version`` entry)."""
+
+    def manifest_fields(self) -> dict[str, int | float]:
+        """The fields that override the archive's manifest."""
+        names = ("batch_size", "max_batch_delay", "min_workers", "max_workers")
+        return {name: getattr(self, name) for name in names if getattr(self, name) is not None}
 
 
 class Settings(BaseSettings):
@@ -31,7 +55,11 @@ class Settings(BaseSettings):
     model_store: Path = Path("model_store")
     """Folder of archives to serve."""
     models: list[str] = Field(default_factory=list)
-    """Names of the models to load (all models in the store when empty)."""
+    """Models to load, by name or archive file name (all models in the store when empty)."""
+    model_settings: dict[str, ModelSettings] = Field(default_factory=dict)
+    """Per model ("name") or version ("name/version"): batching, workers, timeout and
+    default, over what the archive says (podium.toml, PODIUM_MODEL_SETTINGS as JSON, or
+    --ts-config's models)."""
     default_model: str | None = None
     """Model that ``POST /predict`` serves (the first by name when unset)."""
     host: str = "127.0.0.1"
@@ -58,6 +86,8 @@ class Settings(BaseSettings):
     """Largest archive fetched from an allowed URL."""
     max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
     """Largest request body accepted; larger ones get 413."""
+    max_response_bytes: int = Field(default=64 * 1024 * 1024, ge=1)
+    """Largest answer a model may return; larger ones are answered 500."""
     request_timeout: float = Field(default=30.0, gt=0)
     """Seconds a request may wait and run before it is answered 504."""
     client_timeout: float = Field(default=30.0, gt=0)

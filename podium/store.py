@@ -1,5 +1,7 @@
 """The model store: a folder of archives on disk, read as model versions.
 
+Podium archives (``*.podium``) and TorchServe archives (``*.mar``) sit side by side.
+
 The store only looks; the registry loads. Several versions of one model may sit side by
 side; ``default_version`` picks the highest unless the caller sets one.
 """
@@ -11,7 +13,7 @@ from pathlib import Path
 
 from packaging.version import InvalidVersion, Version
 
-from podium.archive import SUFFIX, Manifest, read_manifest
+from podium.archive import MAR_SUFFIX, SUFFIX, Manifest, read_manifest
 from podium.errors import ArchiveError
 
 
@@ -57,13 +59,14 @@ class ModelStore:
         found: list[StoredArchive] = []
         problems: list[str] = []
         seen: set[tuple[str, str]] = set()
-        for path in sorted(self.root.glob(f"*{SUFFIX}")):
+        paths = [p for p in self.root.iterdir() if p.suffix in (SUFFIX, MAR_SUFFIX)]
+        for path in sorted(paths):
             try:
                 manifest = read_manifest(path)
             except ArchiveError as error:
                 problems.append(error.message)
                 continue
-            if names and manifest.name not in names:
+            if names and manifest.name not in names and path.name not in names:
                 continue
             key = (manifest.name, manifest.version)
             if key in seen:

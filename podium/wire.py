@@ -50,15 +50,20 @@ class LoadFailed(NamedTuple):
 
 
 class Response(NamedTuple):
-    """One answer: HTTP status, content type and encoded body."""
+    """One answer: HTTP status, content type, encoded body and any further headers."""
 
     status: int
     content_type: str
     body: bytes
+    headers: tuple[tuple[str, str], ...] = ()
 
 
-Answer = tuple[int, str, bytes]
+Answer = tuple[int, str, bytes, tuple[tuple[str, str], ...]]
 """A ``Response`` as the front end receives it: a plain tuple."""
+
+HttpRequest = tuple[bytes, str, tuple[tuple[str, str], ...], str]
+"""A request for a TorchServe handler, which sees more of HTTP than a payload: the raw body,
+its content type, the request headers and the query string. Plain tuple, cheap to pickle."""
 
 
 class Result(NamedTuple):

@@ -38,6 +38,8 @@ log = logging.getLogger("podium.worker")
 
 def encode_response(value: Any) -> wire.Response:
     """One handler response → status, content type and body."""
+    if type(value) is wire.Response:
+        return value  # already encoded (the torchserve handler sets status and headers)
     if isinstance(value, BaseException):
         return encode_error(value, debug=False)
     if isinstance(value, bytes | bytearray | memoryview):
@@ -110,7 +112,7 @@ def warm_up(runner: Runner, requests: list[Any]) -> None:
     """Run the archive's warm-up requests as one batch; any failure fails the load."""
     if not requests:
         return
-    for index, (status, _, body) in enumerate(runner.run(requests)):
+    for index, (status, _, body, _) in enumerate(runner.run(requests)):
         if status != 200:
             raise RuntimeError(f"warm-up request {index} failed with {status}: {body[:200]!r}")
 

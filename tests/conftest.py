@@ -124,7 +124,12 @@ def start_server(tmp_path: Path) -> Iterator[StartServer]:
     """Start ``podium serve`` with extra flags; every server is stopped afterwards."""
     servers: list[Server] = []
 
-    def start(*flags: str, store: Path | None = None, ready: bool = True) -> Server:
+    def start(
+        *flags: str,
+        store: Path | None = None,
+        ready: bool = True,
+        env: dict[str, str] | None = None,
+    ) -> Server:
         port, management_port = free_port(), free_port()
         log = tmp_path / f"server-{port}.log"
         command = [
@@ -142,9 +147,11 @@ def start_server(tmp_path: Path) -> Iterator[StartServer]:
             TOKEN,
             *flags,
         ]
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        environment = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
         with log.open("wb") as sink:
-            process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, env=env)
+            process = subprocess.Popen(
+                command, stdout=sink, stderr=subprocess.STDOUT, env=environment
+            )
         server = Server(
             process, f"http://127.0.0.1:{port}", log, f"http://127.0.0.1:{management_port}"
         )
@@ -169,3 +176,50 @@ def tamper(archive: Path, member: str, extra: bytes) -> None:
     with zipfile.ZipFile(archive, "w") as target:
         for info, data in members:
             target.writestr(info, data + extra if info.filename == member else data)
+
+
+TORCHSERVE_VERSION = "0.12.0"
+TORCHSERVE_CACHE = REPO / ".cache" / f"torchserve-{TORCHSERVE_VERSION}"
+
+
+@pytest.fixture(scope="session")
+def torchserve_site() -> Path:
+    """A folder holding the real ``torchserve`` package (pip --target, cached in .cache/).
+
+    The test environment itself never has ``ts``: the "installed" case puts this folder on
+    the server's PYTHONPATH, so both cases run against really absent or really present code.
+    """
+    if not (TORCHSERVE_CACHE / "ts" / "torch_handler" / "base_handler.py").is_file():
+        partial = TORCHSERVE_CACHE.with_name(TORCHSERVE_CACHE.name + ".partial")
+        subprocess.run(["rm", "-rf", str(partial)], check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "--no-deps",
+                "--target",
+                str(partial),
+                f"torchserve=={TORCHSERVE_VERSION}",
+            ],
+            check=True,
+        )
+        partial.rename(TORCHSERVE_CACHE)
+    return TORCHSERVE_CACHE
+
+
+@pytest.fixture(params=["absent", "installed"])
+def torchserve_env(request: pytest.FixtureRequest) -> dict[str, str]:
+    """Extra server environment: without the torchserve package, then with it."""
+    if request.param == "absent":
+        return {}
+    site: Path = request.getfixturevalue("torchserve_site")
+    return {"PYTHONPATH": os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")]))}
+
+
+def torch_model_archiver(*arguments: str) -> None:
+    """Run the real ``torch-model-archiver`` (PyPI torch-model-archiver) of this environment."""
+    command = Path(sys.executable).with_name("torch-model-archiver")
+    subprocess.run([str(command), *arguments], check=True, capture_output=True)

@@ -2,7 +2,8 @@
 
 ``handler`` in the manifest is one of
 
-- a built-in name: ``sklearn``, ``onnx``, ``torch``, ``transformers``;
+- a built-in name: ``sklearn``, ``onnx``, ``torch``, ``transformers``, or ``torchserve``
+  (a TorchServe handler, named by the ``handler`` option, run unchanged);
 - ``file.py:ClassName``: a ``podium.Handler`` subclass in that file;
 - ``file.py``: the file's one ``Handler`` subclass, or its module-level
   ``handle(requests, context)`` function.
@@ -26,6 +27,7 @@ BUILTINS = {
     "onnx": "podium.handlers.onnx:OnnxHandler",
     "sklearn": "podium.handlers.sklearn:SklearnHandler",
     "torch": "podium.handlers.torch:TorchHandler",
+    "torchserve": "podium.handlers.torchserve:TorchServeHandler",
     "transformers": "podium.handlers.transformers:TransformersHandler",
 }
 

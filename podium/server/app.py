@@ -22,7 +22,12 @@ from podium.dataplane import DataPlane, parse_payload
 from podium.errors import PodiumError, ServiceUnavailable
 from podium.metrics import exposition
 from podium.registry import Registry
-from podium.server.inference import InferenceEndpoint, documented_body, is_inference
+from podium.server.inference import (
+    InferenceEndpoint,
+    documented_body,
+    http_request,
+    is_inference,
+)
 from podium.server.management import TokenGuard, build_management
 from podium.server.types import Receive, Scope, Send
 from podium.settings import Settings
@@ -111,9 +116,15 @@ def build_api(app: PodiumApp) -> FastAPI:
     # The inference routes below are answered by InferenceEndpoint before FastAPI sees
     # them; these definitions document them and serve the same answers if reached.
     async def predict_through_api(request: Request, model: str, version: str | None) -> Response:
-        payload = parse_payload(await request.body(), request.headers.get("content-type", ""))
-        status, content_type, body = await app.dataplane.infer(model, version, payload)
-        return Response(body, status, media_type=content_type)
+        served = app.dataplane.resolve(model, version)
+        body = await request.body()
+        content_type = request.headers.get("content-type", "")
+        if served.torchserve:
+            payload = http_request(request.scope, body, content_type.lower(), explain=False)
+        else:
+            payload = parse_payload(body, content_type)
+        status, content_type, answer, extra = await app.dataplane.infer(served, payload)
+        return Response(answer, status, headers=dict(extra), media_type=content_type)
 
     inference_doc: dict[str, Any] = {"requestBody": documented_body()}
 

@@ -1,7 +1,12 @@
 """The inference routes, as a lean ASGI endpoint (the hot path).
 
-    POST /predictions/{model}[/{version}]   TorchServe-compatible: JSON or raw bytes in
-    POST /predict                           the default model (or ?model=NAME)
+    POST|PUT /predictions/{model}[/{version}]    TorchServe-compatible: JSON or raw bytes in
+    POST|PUT /explanations/{model}[/{version}]   a TorchServe handler's explain_handle
+    POST /predict                                the default model (or ?model=NAME)
+
+A model served by a TorchServe handler gets the whole HTTP request (body, content type,
+headers, query string: ``wire.HttpRequest``), decoded in its worker the way TorchServe does;
+any other model gets the payload: parsed JSON, or the raw bytes.
 
 They skip FastAPI's routing and validation on purpose: that alone costs more than the rest
 of the request path (see the design page). FastAPI still documents them.
@@ -26,11 +31,14 @@ from podium.errors import (
 from podium.server.types import Receive, Scope, Send
 
 PREDICTIONS = "/predictions/"
+EXPLANATIONS = "/explanations/"
 
 
 def is_inference(scope: Scope) -> bool:
     path: str = scope["path"]
-    return scope["method"] == "POST" and (path == "/predict" or path.startswith(PREDICTIONS))
+    if scope["method"] == "POST":
+        return path == "/predict" or path.startswith((PREDICTIONS, EXPLANATIONS))
+    return scope["method"] == "PUT" and path.startswith((PREDICTIONS, EXPLANATIONS))
 
 
 class InferenceEndpoint:
@@ -42,10 +50,18 @@ class InferenceEndpoint:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
-            model, version = self._route(scope)
+            model, version, explain = self._route(scope)
+            served = self.dataplane.resolve(model, version)
             body, content_type = await self._read_body(scope, receive)
-            payload = parse_payload(body, content_type)
-            response = await self.dataplane.infer(model, version, payload, until_gone=receive)
+            if served.torchserve:
+                payload: Any = http_request(scope, body, content_type, explain)
+            elif explain:
+                raise ModelNotFound(
+                    f"{model} is not served by a TorchServe handler: no explanations"
+                )
+            else:
+                payload = parse_payload(body, content_type)
+            response = await self.dataplane.infer(served, payload, until_gone=receive)
         except ClientDisconnected:
             return
         except PodiumError as error:
@@ -53,15 +69,18 @@ class InferenceEndpoint:
             return
         await send_response(send, response)
 
-    def _route(self, scope: Scope) -> tuple[str, str | None]:
+    def _route(self, scope: Scope) -> tuple[str, str | None, bool]:
+        """Model, version (None: the default) and whether an explanation is asked for."""
         path: str = scope["path"]
         if path == "/predict":
             query = parse_qs(scope["query_string"].decode("latin-1"))
-            return query.get("model", [""])[0] or self.dataplane.registry.default_model(), None
-        parts = path[len(PREDICTIONS) :].split("/")
+            model = query.get("model", [""])[0] or self.dataplane.registry.default_model()
+            return model, None, False
+        explain = path.startswith(EXPLANATIONS)
+        parts = path[len(EXPLANATIONS if explain else PREDICTIONS) :].split("/")
         if len(parts) > 2 or not parts[0] or (len(parts) == 2 and not parts[1]):
             raise ModelNotFound(f"No route {path}")
-        return parts[0], parts[1] if len(parts) == 2 else None
+        return parts[0], parts[1] if len(parts) == 2 else None, explain
 
     async def _read_body(self, scope: Scope, receive: Receive) -> tuple[bytes, str]:
         content_type = ""
@@ -92,18 +111,23 @@ class InferenceEndpoint:
         return b"".join(chunks) if len(chunks) != 1 else chunks[0], content_type
 
 
+def http_request(scope: Scope, body: bytes, content_type: str, explain: bool) -> wire.HttpRequest:
+    """What a TorchServe handler sees of a request (its headers keep the client's case)."""
+    headers = tuple((k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"])
+    if explain:
+        headers += (("explain", "True"),)
+    return body, content_type, headers, scope["query_string"].decode("latin-1")
+
+
 async def send_response(send: Send, response: wire.Answer) -> None:
-    status, content_type, body = response
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", content_type.encode("latin-1")),
-                (b"content-length", str(len(body)).encode("latin-1")),
-            ],
-        }
-    )
+    status, content_type, body, extra = response
+    headers = [
+        (b"content-type", content_type.encode("latin-1")),
+        (b"content-length", str(len(body)).encode("latin-1")),
+    ]
+    if extra:
+        headers += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in extra]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 

@@ -1,0 +1,357 @@
+"""The ``torchserve`` handler: runs a handler written for TorchServe, unchanged.
+
+The archive's TorchServe handler is found the way TorchServe finds it: ``file.py`` or
+``module`` (a file in the archive) or ``module:function``; a name that is no file in the
+archive is one of TorchServe's built-in handlers (``ts.torch_handler.<name>``, which needs
+the ``torchserve`` package). A module with the function (``handle`` unless named) is used
+as is, and called once with ``data=None`` to initialize; otherwise the one class the module
+defines is instantiated, then ``initialize(context)``. When ``ts`` cannot be imported,
+Podium's own ``ts`` modules (``podium/handlers/torchserve_shim``) stand in for it.
+
+Requests reach the handler as TorchServe delivers them: ``data`` is a list with one dict per
+request. A raw body is under ``"body"``: parsed JSON for ``application/json``, ``str`` for
+``text/*``, else a ``bytearray``. Form fields (multipart or urlencoded) and query parameters
+are keys of their own. Request headers are read with ``context.get_request_header``.
+
+Each response is encoded as TorchServe does (``bytes`` and ``str`` as they are, anything
+else as JSON) with the status and headers the handler set on the context. A
+``PredictionException`` answers every request of the batch with its code and message.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import inspect
+import io
+import logging
+import os
+import re
+import sys
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+from urllib.parse import parse_qsl
+
+import orjson
+import yaml
+
+from podium import __version__, wire
+from podium.errors import HandlerError, InvalidInput
+from podium.handler import Context, Handler
+from podium.handlers.torchserve_context import Context as TorchServeContext
+from podium.handlers.torchserve_context import Headers, Metrics, RequestProcessor
+
+SHIM = Path(__file__).with_name("torchserve_shim")
+MAR_MANIFEST = "MAR-INF/MANIFEST.json"
+JSON = "application/json"
+TEXT = "text/plain; charset=utf-8"
+BINARY = "application/octet-stream"
+JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+MAX_FORM_PARTS = 1000
+HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+
+log = logging.getLogger("podium.handlers.torchserve")
+
+EntryPoint = Callable[[Any, TorchServeContext], Any]
+
+
+class TorchServeHandler(Handler):
+    """Adapts a TorchServe handler to Podium's lifecycle."""
+
+    def initialize(self, context: Context) -> None:
+        super().initialize(context)
+        model_dir = context.model_dir
+        described = _mar_manifest(context)
+        yaml_config = _model_yaml_config(model_dir, described)
+        use_torchserve_modules()
+        # TorchServe runs a worker in the model's folder with that folder importable.
+        os.chdir(model_dir)
+        if str(model_dir) not in sys.path:
+            sys.path.insert(0, str(model_dir))
+        gpu = int(context.device.split(":")[1]) if context.device.startswith("cuda:") else None
+        self.torchserve_context = TorchServeContext(
+            context.model_name,
+            str(model_dir),
+            described,
+            context.manifest.batch_size,
+            gpu,
+            __version__,
+            metrics=Metrics(),
+            model_yaml_config=yaml_config,
+        )
+        spec = str(context.manifest.options.get("handler") or described["model"]["handler"])
+        self.entry_point, initialize = load_entry_point(spec, model_dir)
+        util = importlib.import_module("ts.utils.util")
+        self.prediction_exception: type[Exception] = util.PredictionException
+        initialize(self.torchserve_context)
+
+    def handle(self, requests: list[Any], context: Context) -> list[Any]:
+        data: list[dict[str, Any]] = []
+        processors: list[RequestProcessor] = []
+        for request in requests:
+            values, headers = decode_request(request)
+            data.append(values)
+            processors.append(RequestProcessor(headers))
+        served = self.torchserve_context
+        served.request_processor = processors
+        served.request_ids = {
+            index: str(processor.get_request_property("x-request-id") or uuid.uuid4())
+            for index, processor in enumerate(processors)
+        }
+        served.metrics.request_ids = served.request_ids
+        try:
+            outputs = self.entry_point(data, served)
+        except self.prediction_exception as error:
+            code = getattr(error, "error_code", 500)
+            message = str(getattr(error, "message", error))
+            return [error_answer(code, "PredictionException", message) for _ in requests]
+        if not isinstance(outputs, list):
+            raise HandlerError(f"handler returned {type(outputs).__name__}, not a list")
+        if len(outputs) != len(requests):
+            raise HandlerError(
+                f"handler returned {len(outputs)} responses for {len(requests)} requests"
+            )
+        return [
+            encode(output, processor) for output, processor in zip(outputs, processors, strict=True)
+        ]
+
+
+def use_torchserve_modules() -> None:
+    """Make ``import ts`` work: the installed package if there is one, else the shim."""
+    if importlib.util.find_spec("ts") is None:
+        sys.path.append(str(SHIM))
+
+
+def load_entry_point(spec: str, model_dir: Path) -> tuple[EntryPoint, Callable[[Any], Any]]:
+    """The handler's entry point and its initializer, found as TorchServe finds them."""
+    module_part, _, function_name = spec.partition(":")
+    module_name = module_part.removesuffix(".py").split("/")[-1]
+    if not module_name.isidentifier():
+        raise ImportError(f"handler {spec!r} is not a module name")
+    module = _import_handler(module_name, model_dir, spec)
+    function = getattr(module, function_name or "handle", None)
+    if function_name and function is None:
+        raise ImportError(f"{module_name} has no function {function_name!r}")
+    if inspect.isfunction(function):
+        entry: EntryPoint = function
+        return entry, lambda context: entry(None, context)
+    classes = [
+        member
+        for _, member in inspect.getmembers(module, inspect.isclass)
+        if member.__module__ == module.__name__
+    ]
+    if len(classes) != 1:
+        names = ", ".join(sorted(cls.__name__ for cls in classes)) or "none"
+        raise ImportError(
+            f"{module_name} must define exactly one handler class or a handle() function "
+            f"(classes: {names})"
+        )
+    service: Any = classes[0]()
+    if not callable(getattr(service, "handle", None)):
+        raise ImportError(f"{classes[0].__name__} has no handle method")
+    return service.handle, service.initialize
+
+
+def _import_handler(module_name: str, model_dir: Path, spec: str) -> ModuleType:
+    if (model_dir / f"{module_name}.py").is_file() or (model_dir / module_name).is_dir():
+        return importlib.import_module(module_name)
+    try:
+        return importlib.import_module(f"ts.torch_handler.{module_name}")
+    except ModuleNotFoundError:
+        raise ImportError(
+            f"handler {spec!r} is neither a file in the archive nor a TorchServe built-in "
+            "handler (built-ins such as image_classifier need the torchserve package)"
+        ) from None
+
+
+def _mar_manifest(context: Context) -> dict[str, Any]:
+    """MAR-INF/MANIFEST.json as the archive holds it (or as torch-model-archiver would
+    have written it, for a Podium archive naming a TorchServe handler)."""
+    path = context.model_dir / MAR_MANIFEST
+    if path.is_file():
+        described: dict[str, Any] = orjson.loads(path.read_bytes())
+        return described
+    manifest = context.manifest
+    model: dict[str, Any] = {
+        "modelName": manifest.name,
+        "modelVersion": manifest.version,
+        "handler": manifest.options.get("handler", ""),
+    }
+    if manifest.model_file:
+        model["serializedFile"] = manifest.model_file
+    return {"runtime": "python", "model": model}
+
+
+def _model_yaml_config(model_dir: Path, described: dict[str, Any]) -> dict[str, Any]:
+    name = described.get("model", {}).get("configFile")
+    if not name:
+        return {}
+    config = yaml.safe_load((model_dir / name).read_text())
+    return config if isinstance(config, dict) else {}
+
+
+def decode_request(request: Any) -> tuple[dict[str, Any], Headers]:
+    """One request as TorchServe hands it to a handler: its inputs and its headers.
+
+    ``request`` is a ``wire.HttpRequest`` from the front end, or a plain value (a warm-up
+    request from the manifest), which becomes the body.
+    """
+    headers = Headers()
+    if not (type(request) is tuple and len(request) == 4):
+        return {"body": request}, headers
+    body, content_type, http_headers, query = request
+    values: dict[str, Any] = {}
+    for name, value in parse_qsl(query, keep_blank_values=True):
+        values[name] = bytearray(value.encode())
+        headers[name.lower()] = {"content-type": ""}
+    for name, part_type, content in form_fields(body, content_type):
+        values[name] = decode_value(content, part_type)
+        headers[name.lower()] = {"content-type": part_type}
+    for name, value in http_headers:
+        headers[name] = value
+    return values, headers
+
+
+def form_fields(body: bytes, content_type: str) -> list[tuple[str, str, bytes]]:
+    """The request's inputs as (name, content type, bytes): form fields, or one ``body``."""
+    mime = content_type.partition(";")[0].strip().lower()
+    if mime == "multipart/form-data":
+        return multipart_fields(body, content_type)
+    if mime == "application/x-www-form-urlencoded" and body[:1] not in (b"{", b"["):
+        text = body.decode("latin-1")
+        return [
+            (name, "", value.encode("latin-1"))
+            for name, value in parse_qsl(text, keep_blank_values=True, encoding="latin-1")
+        ]
+    if mime == "application/x-www-form-urlencoded":
+        mime = JSON  # curl -d '{...}' without a content type: JSON, as Podium reads it
+    return [("body", mime, body)]
+
+
+def multipart_fields(body: bytes, content_type: str) -> list[tuple[str, str, bytes]]:
+    from python_multipart.multipart import MultipartParser, parse_options_header
+
+    _, options = parse_options_header(content_type)
+    boundary = options.get(b"boundary")
+    if not boundary:
+        raise InvalidInput("multipart body without a boundary")
+    fields: list[tuple[str, str, bytes]] = []
+    part: dict[str, Any] = {}
+
+    def on_part_begin() -> None:
+        part.clear()
+        part.update(headers={}, data=bytearray(), field=b"", value=b"")
+        if len(fields) >= MAX_FORM_PARTS:
+            raise InvalidInput(f"more than {MAX_FORM_PARTS} form fields")
+
+    def on_header_field(data: bytes, start: int, end: int) -> None:
+        part["field"] += data[start:end]
+
+    def on_header_value(data: bytes, start: int, end: int) -> None:
+        part["value"] += data[start:end]
+
+    def on_header_end() -> None:
+        part["headers"][part["field"].lower()] = part["value"]
+        part["field"], part["value"] = b"", b""
+
+    def on_part_data(data: bytes, start: int, end: int) -> None:
+        part["data"] += data[start:end]
+
+    def on_part_end() -> None:
+        _, disposition = parse_options_header(part["headers"].get(b"content-disposition", b""))
+        name = disposition.get(b"name", b"").decode("utf-8", "replace")
+        kind = part["headers"].get(b"content-type", b"").decode("latin-1").lower()
+        fields.append((name, kind.partition(";")[0].strip(), bytes(part["data"])))
+
+    callbacks: Any = {
+        "on_part_begin": on_part_begin,
+        "on_header_field": on_header_field,
+        "on_header_value": on_header_value,
+        "on_header_end": on_header_end,
+        "on_part_data": on_part_data,
+        "on_part_end": on_part_end,
+    }
+    parser = MultipartParser(boundary, callbacks)
+    try:
+        parser.write(body)
+        parser.finalize()
+    except InvalidInput:
+        raise
+    except Exception as error:
+        raise InvalidInput(f"malformed multipart body: {error}") from None
+    return fields
+
+
+def decode_value(content: bytes, content_type: str) -> Any:
+    """JSON is parsed and text decoded, as TorchServe does; anything else (or anything
+    that fails to decode) stays a bytearray."""
+    if content_type == JSON:
+        try:
+            return orjson.loads(content)
+        except orjson.JSONDecodeError:
+            return bytearray(content)
+    if content_type.startswith("text"):
+        try:
+            return content.decode("utf-8")
+        except UnicodeDecodeError:
+            return bytearray(content)
+    return bytearray(content)
+
+
+def encode(value: Any, processor: RequestProcessor) -> wire.Response:
+    """One handler output → status, content type, body and headers."""
+    status = processor.get_response_status_code()
+    content_type: str | None = None
+    extra: list[tuple[str, str]] = []
+    for name, header in processor.get_response_headers().items():
+        if not (isinstance(name, str) and HEADER_NAME.match(name)) or not _safe(header):
+            return error_answer(500, "HandlerError", f"invalid response header {name!r}")
+        if name.lower() == "content-type":
+            content_type = str(header)
+        elif name.lower() != "content-length":
+            extra.append((name, str(header)))
+    if not (isinstance(status, int) and 100 <= status <= 599):
+        return error_answer(500, "HandlerError", f"invalid response status {status!r}")
+    if isinstance(value, bytes | bytearray | memoryview):
+        body, default = bytes(value), BINARY
+    elif isinstance(value, str):
+        body, default = value.encode(), TEXT
+    elif _is_tensor(value):
+        body, default = _tensor_bytes(value), BINARY
+    else:
+        try:
+            body, default = orjson.dumps(value, option=JSON_OPTIONS), JSON
+        except TypeError as error:
+            return error_answer(500, "HandlerError", f"response is not JSON-serialisable: {error}")
+    return wire.Response(status, content_type or default, body, tuple(extra))
+
+
+def _safe(value: Any) -> bool:
+    text = str(value)
+    try:
+        text.encode("latin-1")
+    except UnicodeEncodeError:
+        return False
+    return "\r" not in text and "\n" not in text and "\x00" not in text
+
+
+def _is_tensor(value: Any) -> bool:
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(value, torch.Tensor)
+
+
+def _tensor_bytes(value: Any) -> bytes:
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save(value, buffer)
+    return buffer.getvalue()
+
+
+def error_answer(code: int, kind: str, message: str) -> wire.Response:
+    status = code if isinstance(code, int) and 400 <= code <= 599 else 500
+    body = orjson.dumps({"code": status, "type": kind, "message": message})
+    return wire.Response(status, JSON, body)

@@ -1,0 +1,3 @@
+"""Podium's stand-in for TorchServe's ``ts`` package (used when torchserve is absent)."""
+
+__version__ = "0.12.0+podium"

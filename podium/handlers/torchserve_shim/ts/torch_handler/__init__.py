@@ -1,0 +1,1 @@
+"""``ts.torch_handler``: the base class of TorchServe handlers."""
