@@ -117,7 +117,7 @@ def serve(ts_config: Path | None, **values: Any) -> None:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Convert this TorchServe .mar (adding a sha256 per file) instead of building.",
 )
-@click.option("--version", "version", default="1.0", show_default=True, help="Model version.")
+@click.option("--version", "version", help="Model version (default 1.0; a .mar keeps its own).")
 @click.option(
     "--handler",
     help=f"Built-in ({', '.join(BUILTIN_HANDLERS)}) or FILE.py[:Class]; "

@@ -187,7 +187,10 @@ def _model_config(mar: zipfile.ZipFile, name: str, label: str) -> dict[str, Any]
 
 
 def _read_small(mar: zipfile.ZipFile, name: str, label: str, limit: int) -> bytes | None:
-    archive.check_member_name(name)
+    try:
+        archive.check_member_name(name)
+    except ArchiveError as error:
+        raise ArchiveError(f"{label}: {error.message}") from None
     try:
         info = mar.getinfo(name)
     except KeyError:

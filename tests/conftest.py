@@ -119,6 +119,46 @@ class Server:
 StartServer = Callable[..., Server]
 
 
+def launch(
+    folder: Path,
+    *flags: str,
+    store: Path | None = None,
+    ready: bool = True,
+    env: dict[str, str] | None = None,
+) -> Server:
+    """Start ``podium serve`` (log in ``folder``) and wait until it is ready or listening."""
+    port, management_port = free_port(), free_port()
+    log = folder / f"server-{port}.log"
+    command = [
+        sys.executable,
+        "-m",
+        "podium.cli",
+        "serve",
+        "--model-store",
+        str(store or folder / "store"),
+        "--port",
+        str(port),
+        "--management-port",
+        str(management_port),
+        "--management-token",
+        TOKEN,
+        *flags,
+    ]
+    environment = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    with log.open("wb") as sink:
+        process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, env=environment)
+    server = Server(process, f"http://127.0.0.1:{port}", log, f"http://127.0.0.1:{management_port}")
+    try:
+        if ready:
+            server.wait_ready()
+        else:
+            server.wait_listening()
+    except BaseException:
+        server.stop()
+        raise
+    return server
+
+
 @pytest.fixture
 def start_server(tmp_path: Path) -> Iterator[StartServer]:
     """Start ``podium serve`` with extra flags; every server is stopped afterwards."""
@@ -130,36 +170,8 @@ def start_server(tmp_path: Path) -> Iterator[StartServer]:
         ready: bool = True,
         env: dict[str, str] | None = None,
     ) -> Server:
-        port, management_port = free_port(), free_port()
-        log = tmp_path / f"server-{port}.log"
-        command = [
-            sys.executable,
-            "-m",
-            "podium.cli",
-            "serve",
-            "--model-store",
-            str(store or tmp_path / "store"),
-            "--port",
-            str(port),
-            "--management-port",
-            str(management_port),
-            "--management-token",
-            TOKEN,
-            *flags,
-        ]
-        environment = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
-        with log.open("wb") as sink:
-            process = subprocess.Popen(
-                command, stdout=sink, stderr=subprocess.STDOUT, env=environment
-            )
-        server = Server(
-            process, f"http://127.0.0.1:{port}", log, f"http://127.0.0.1:{management_port}"
-        )
+        server = launch(tmp_path, *flags, store=store, ready=ready, env=env)
         servers.append(server)
-        if ready:
-            server.wait_ready()
-        else:
-            server.wait_listening()
         return server
 
     yield start
@@ -210,7 +222,7 @@ def torchserve_site() -> Path:
     return TORCHSERVE_CACHE
 
 
-@pytest.fixture(params=["absent", "installed"])
+@pytest.fixture(scope="module", params=["absent", "installed"])
 def torchserve_env(request: pytest.FixtureRequest) -> dict[str, str]:
     """Extra server environment: without the torchserve package, then with it."""
     if request.param == "absent":
@@ -222,4 +234,6 @@ def torchserve_env(request: pytest.FixtureRequest) -> dict[str, str]:
 def torch_model_archiver(*arguments: str) -> None:
     """Run the real ``torch-model-archiver`` (PyPI torch-model-archiver) of this environment."""
     command = Path(sys.executable).with_name("torch-model-archiver")
-    subprocess.run([str(command), *arguments], check=True, capture_output=True)
+    done = subprocess.run([str(command), *arguments], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"torch-model-archiver failed:\n{done.stdout}{done.stderr}")

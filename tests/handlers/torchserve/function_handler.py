@@ -7,6 +7,8 @@ JSON object {"scale": N}; each request's body (JSON number, text or bytes) is mu
 import json
 import os
 
+import ts
+
 _state = {}
 
 
@@ -33,6 +35,7 @@ def handle(data, context):
                 "request_id": context.get_request_id(index),
                 "batch": len(data),
                 "model": context.model_name,
+                "ts": ts.__version__,
             }
         )
     return answers

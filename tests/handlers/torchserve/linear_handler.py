@@ -14,7 +14,9 @@ class LinearHandler(BaseHandler):
         for row in data:
             values = row.get("data") or row.get("body")
             if isinstance(values, (bytes, bytearray)):
-                values = [float(v) for v in values.decode().split(",")]
+                values = values.decode()
+            if isinstance(values, str):
+                values = [float(v) for v in values.split(",")]
             rows.append(values)
         return torch.tensor(rows, dtype=torch.float32)
 
