@@ -89,10 +89,6 @@ class Registry:
                 problems.append(result.message)
             elif isinstance(result, BaseException):
                 problems.append(f"{stored.path.name}: {type(result).__name__}: {result}")
-        for key, chosen in self.settings.model_settings.items():
-            name, _, version = key.partition("/")
-            if chosen.default and version in self.models.get(name, {}):
-                self.set_default(name, version)
         for line in problems:
             log.error("%s", line)
         return problems
@@ -155,7 +151,10 @@ class Registry:
         await pool.start()
         # A new version becomes the default only once it is ready (unless one was set),
         # so registering it under load fails no request.
-        if manifest.name not in self._pinned:
+        pinned = settings.model_settings.get(manifest.key)
+        if pinned is not None and pinned.default:
+            self.set_default(manifest.name, manifest.version)
+        elif manifest.name not in self._pinned:
             ready = [v for v, served in versions.items() if served.ready]
             self.defaults[manifest.name] = default_version(ready or list(versions))
         return version

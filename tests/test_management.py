@@ -404,3 +404,18 @@ def test_asynchronous_registration_and_scaling(
     while len(workers(server)) != 2 or not server.management.get("/models/echo").json()[0]["ready"]:
         assert time.monotonic() < deadline
         time.sleep(0.05)
+
+
+def test_model_settings_override_archives_and_pin_a_default(
+    make_archive: MakeArchive, start_server: StartServer
+) -> None:
+    make_archive("echo", version="1.0")
+    make_archive("echo", version="2.0", batch_size=4)
+    chosen = '{"echo": {"batch_size": 9, "max_workers": 2}, "echo/1.0": {"default": true}}'
+    server = start_server(env={"PODIUM_MODEL_SETTINGS": chosen})
+    versions = {v["modelVersion"]: v for v in server.management.get("/models/echo").json()}
+    assert versions["2.0"]["batchSize"] == 9
+    assert versions["2.0"]["maxWorkers"] == 2
+    assert versions["1.0"]["default"] is True
+    assert versions["2.0"]["default"] is False
+    assert server.post("/predictions/echo", {"x": 1}).status_code == 200
