@@ -57,7 +57,7 @@ class Manifest(BaseModel):
     requirements: str | None = None
     batch_size: int = Field(default=32, ge=1, le=4096)
     max_batch_delay: float = Field(default=5.0, ge=0, le=60_000)
-    """Milliseconds; used by the ``fixed`` batching policy and as the cap of ``adaptive``."""
+    """Milliseconds the ``fixed`` policy waits for a full batch (``adaptive`` never waits)."""
     batching: Literal["adaptive", "fixed"] = "adaptive"
     min_workers: int = Field(default=1, ge=0, le=64)
     max_workers: int = Field(default=1, ge=1, le=64)

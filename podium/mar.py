@@ -20,6 +20,7 @@ zip CRCs). ``convert`` turns it into a Podium archive, which adds a sha256 for e
 
 from __future__ import annotations
 
+import logging
 import shutil
 import tempfile
 import zipfile
@@ -37,6 +38,30 @@ from podium.errors import ArchiveError
 
 MAR_MANIFEST = "MAR-INF/MANIFEST.json"
 MAX_CONFIG_BYTES = 1024**2
+
+# model-config.yaml keys for TorchServe's front end that Podium has no use for (the rest of
+# the file is the handler's own configuration, context.model_yaml_config).
+IGNORED_CONFIG = frozenset(
+    {
+        "responseTimeout",
+        "startupTimeout",
+        "deviceType",
+        "deviceIds",
+        "parallelType",
+        "parallelLevel",
+        "jobQueueSize",
+        "maxRetryTimeoutInSec",
+        "clientTimeoutInMills",
+        "useJobTicket",
+        "continuousBatching",
+        "sequenceMaxIdleMSec",
+        "maxSequenceJobQueueSize",
+        "maxNumSequence",
+        "asyncCommunication",
+        "torchrun",
+    }
+)
+log = logging.getLogger("podium.mar")
 
 # TorchServe's own defaults for a model whose archive and config say nothing.
 DEFAULT_BATCH_SIZE = 1
@@ -148,6 +173,11 @@ def _manifest_of(mar: zipfile.ZipFile, label: str) -> Manifest:
     config: dict[str, Any] = {}
     if described.model.configFile:
         config = _model_config(mar, described.model.configFile, label)
+        ignored = sorted(set(config) & IGNORED_CONFIG)
+        if ignored:
+            log.warning(
+                "%s: Podium ignores %s in %s", label, ", ".join(ignored), "the model config"
+            )
     return to_manifest(described.model, config, label)
 
 

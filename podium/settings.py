@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -112,6 +112,14 @@ class Settings(BaseSettings):
     """Log every request (uvicorn's access log)."""
     work_dir: Path | None = None
     """Where archives are unpacked (a private temporary folder when unset)."""
+
+    @field_validator("models")
+    @classmethod
+    def _torchserve_models(cls, models: list[str]) -> list[str]:
+        """TorchServe's --models syntax works too: ``all``, and ``name=file.mar``."""
+        if "all" in models:
+            return []
+        return [entry.rpartition("=")[2] for entry in models]
 
     @classmethod
     def settings_customise_sources(

@@ -223,6 +223,8 @@ class WorkerPool:
         environment = dict(os.environ)
         for name in THREAD_VARIABLES:
             environment.setdefault(name, str(self.threads))
+        if self.debug:
+            environment["PODIUM_WORKER_LOG_LEVEL"] = "DEBUG"
         return environment
 
     async def start(self) -> None:

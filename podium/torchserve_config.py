@@ -116,7 +116,7 @@ def _load_models(value: str) -> tuple[list[str], list[str]]:
         if "://" in archive:
             skipped.append(f"load_models entry {entry} (register URLs through the management API)")
             continue
-        if alias:
+        if alias and alias != Path(archive).stem:
             skipped.append(f"load_models alias {alias}= (a model keeps its archive's name)")
         models.append(archive)
     return models, skipped

@@ -134,8 +134,14 @@ def test_registration_errors(make_archive: MakeArchive, start_server: StartServe
     assert post("/models", params={"url": "missing.podium"}).status_code == 400
     wrong = post("/models", params={"url": "echo-1.0.podium", "model_name": "other"})
     assert wrong.status_code in (400, 409)
-    assert post("/models", params={"batch_size": 0, "url": "x"}).status_code == 422
-    assert server.management.put("/models/echo", params={"min_worker": -1}).status_code == 422
+    bad_batch = post("/models", params={"batch_size": 0, "url": "x"})
+    assert bad_batch.status_code == 400
+    assert bad_batch.json()["type"] == "InvalidRequest"
+    assert "batch_size" in bad_batch.json()["message"]
+    assert server.management.put("/models/echo", params={"min_worker": -1}).status_code == 400
+    wrong_method = server.management.delete("/models/echo")
+    assert wrong_method.status_code == 405
+    assert wrong_method.json()["code"] == 405
     assert server.management.put("/models/echo/9/set-default").status_code == 404
 
 

@@ -145,3 +145,14 @@ def test_serve_refuses_a_bad_config(tmp_path: Path) -> None:
     )
     assert done.returncode != 0
     assert "TLS proxy" in done.stderr
+
+
+def test_torchserve_models_syntax_on_the_command_line() -> None:
+    assert Settings(models=["all"]).models == []
+    assert Settings(models=["nsmc=nsmc.mar", "other"]).models == ["nsmc.mar", "other"]
+
+
+def test_an_alias_equal_to_the_archive_name_is_not_reported(tmp_path: Path) -> None:
+    path = tmp_path / "config.properties"
+    path.write_text("load_models=nsmc_ts=nsmc_ts.mar\n")
+    assert read_settings(path) == ({"models": ["nsmc_ts.mar"]}, [])

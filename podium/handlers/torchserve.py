@@ -71,7 +71,7 @@ class TorchServeHandler(Handler):
         os.chdir(model_dir)
         if str(model_dir) not in sys.path:
             sys.path.insert(0, str(model_dir))
-        gpu = int(context.device.split(":")[1]) if context.device.startswith("cuda:") else None
+        gpu = gpu_id(context)
         self.torchserve_context = TorchServeContext(
             context.model_name,
             str(model_dir),
@@ -117,6 +117,22 @@ class TorchServeHandler(Handler):
         return [
             encode(output, processor) for output, processor in zip(outputs, processors, strict=True)
         ]
+
+
+def gpu_id(context: Context) -> int | None:
+    """The GPU a TorchServe handler is given (``system_properties["gpu_id"]``), or None.
+
+    Like TorchServe, workers are spread over the visible GPUs round-robin. torch is only
+    imported to count them where an NVIDIA driver is present.
+    """
+    if context.device.startswith("cuda:"):
+        return int(context.device.split(":")[1])
+    if not os.path.exists("/dev/nvidiactl") or importlib.util.find_spec("torch") is None:
+        return None
+    import torch
+
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    return context.worker_id % count if count else None
 
 
 def use_torchserve_modules() -> None:
