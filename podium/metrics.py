@@ -77,6 +77,12 @@ class Collector:
         restarts = CounterMetricFamily(
             "podium_worker_restarts", "Workers restarted after exiting", labels=labels
         )
+        custom = GaugeMetricFamily(
+            "podium_handler_metric",
+            "Custom metrics a handler emits (TorchServe's context.metrics): counters summed "
+            "over workers, gauges as last reported",
+            labels=[*labels, "name", "dimensions", "unit"],
+        )
         dropped = CounterMetricFamily(
             "podium_requests_dropped",
             "Requests dropped in the queue (deadline passed or client gone)",
@@ -98,19 +104,40 @@ class Collector:
                 workers.add_metric([*key, state], count)
             restarts.add_metric(key, version.pool.restarts)
             dropped.add_metric(key, version.batcher.dropped)
+            for (name, dimensions, unit), value in sorted(stats.handler_totals().items()):
+                custom.add_metric([*key, name, dimensions, unit], value)
         yield from (requests, latency, inference, batches, queue, workers, restarts, dropped)
+        yield custom
+
+
+HandlerValue = tuple[str, str, str, float, bool]
 
 
 class Stats:
     """What the request path counts for one model version."""
 
-    __slots__ = ("batch_size", "inference", "latency", "statuses")
+    __slots__ = ("batch_size", "handler_values", "inference", "latency", "statuses")
 
     def __init__(self) -> None:
         self.statuses: dict[int, int] = {}
         self.latency = Histogram(LATENCY_BOUNDS)
         self.inference = Histogram(LATENCY_BOUNDS)
         self.batch_size = Histogram(BATCH_BOUNDS)
+        self.handler_values: dict[int, list[HandlerValue]] = {}
+
+    def handler_metrics(self, worker_id: int, values: list[HandlerValue]) -> None:
+        """A worker's latest snapshot of its handler's custom metrics."""
+        self.handler_values.pop(worker_id, None)  # re-insert: the newest snapshot last
+        self.handler_values[worker_id] = values
+
+    def handler_totals(self) -> dict[tuple[str, str, str], float]:
+        """Counters summed over the workers; gauges as the last worker reported them."""
+        totals: dict[tuple[str, str, str], float] = {}
+        for values in self.handler_values.values():
+            for name, dimensions, unit, value, counter in values:
+                key = (name, dimensions, unit)
+                totals[key] = totals.get(key, 0.0) + value if counter else value
+        return totals
 
     def answered(self, status: int) -> None:
         self.statuses[status] = self.statuses.get(status, 0) + 1

@@ -114,6 +114,8 @@ class WorkerProcess(asyncio.Protocol):
                 self.started_at = time.monotonic()
                 self.ready.set_result(None)
                 self.pool.worker_ready(self)
+            elif isinstance(message, wire.HandlerMetrics):
+                self.pool.stats.handler_metrics(self.worker_id, message.values)
             elif isinstance(message, wire.LoadFailed):
                 self.load_error = message.message
                 log.error("%s worker failed to load: %s", self.pool.label, message.message)

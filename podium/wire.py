@@ -73,7 +73,14 @@ class Result(NamedTuple):
     responses: list[Answer]
 
 
-Message = Load | Batch | Stop | Ready | LoadFailed | Result
+class HandlerMetrics(NamedTuple):
+    """Worker → front end, now and then: the custom metrics its handler emitted so far,
+    each as (name, dimensions "a=1,b=2", unit, value, is_counter)."""
+
+    values: list[tuple[str, str, str, float, bool]]
+
+
+Message = Load | Batch | Stop | Ready | LoadFailed | Result | HandlerMetrics
 
 # Batches and results cross the wire as plain tuples tagged with these: pickling a named
 # tuple stores its class and rebuilds it through Python code, several times the cost.

@@ -17,6 +17,7 @@ import os
 import signal
 import socket
 import sys
+import time
 import traceback
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,8 @@ JSON = "application/json"
 BINARY = "application/octet-stream"
 JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 GC_THRESHOLD = 10_000
+METRICS_INTERVAL = 0.5
+"""Seconds between two reports of a handler's custom metrics to the front end."""
 
 log = logging.getLogger("podium.worker")
 
@@ -66,6 +69,19 @@ class Runner:
         self.handler = handler
         self.context = context
         self.debug = debug
+        self._metrics_sent = 0.0
+
+    def metrics_update(self) -> wire.HandlerMetrics | None:
+        """The handler's custom metrics, if it has new ones and none went out lately."""
+        take = getattr(self.handler, "take_metrics", None)
+        now = time.monotonic()
+        if take is None or now - self._metrics_sent < METRICS_INTERVAL:
+            return None
+        values = take()
+        if not values:
+            return None
+        self._metrics_sent = now
+        return wire.HandlerMetrics(values)
 
     def run(self, payloads: list[Any]) -> list[wire.Answer]:
         try:
@@ -140,6 +156,9 @@ def serve(channel: wire.Channel) -> int:
         if isinstance(message, wire.Batch):
             responses = runner.run(message.payloads)
             channel.send(wire.Result(message.batch_id, responses))
+            update = runner.metrics_update()
+            if update is not None:
+                channel.send(update)
 
 
 def main() -> None:

@@ -7,6 +7,7 @@ the ``torchserve`` package absent (Podium's ``ts`` stand-in) and installed.
 
 from __future__ import annotations
 
+import time
 import uuid
 import warnings
 from collections.abc import Iterator
@@ -173,6 +174,32 @@ def test_bad_input_gets_clear_errors_and_the_server_keeps_serving(server: Server
     assert "get_insights" in explain.json()["message"]
     assert server.post("/predictions/linear", [1.0, 2.0, 3.0]).json()["label"] == "second"
     assert server.http.get("/ping").json() == {"status": "Healthy"}
+
+
+def test_custom_handler_metrics_reach_prometheus(server: Server) -> None:
+    def metric(model: str, name: str) -> str | None:
+        for line in server.http.get("/metrics").text.splitlines():
+            labelled = f'model="{model}"' in line and f'name="{name}"' in line
+            if line.startswith("podium_handler_metric{") and labelled:
+                return line
+        return None
+
+    def checks() -> float:
+        line = metric("threshold", "ThresholdChecks")
+        return float(line.rsplit(" ", 1)[1]) if line else 0.0
+
+    # Workers report at most twice a second, after a batch: ask until a report came in.
+    before = checks()
+    headers = {"X-Threshold": "1", "content-type": "application/json"}
+    deadline = time.monotonic() + 10
+    while checks() < before + 3 and time.monotonic() < deadline:
+        assert server.http.post("/predictions/threshold", content=b"2", headers=headers).is_success
+    assert checks() >= before + 3
+    # BaseHandler.handle records HandlerTime in milliseconds.
+    while metric("linear", "HandlerTime") is None and time.monotonic() < deadline:
+        assert server.post("/predictions/linear", [1.0, 2.0, 3.0]).is_success
+    line = metric("linear", "HandlerTime")
+    assert line is not None and 'unit="ms"' in line
 
 
 def test_management_lists_mar_models_with_their_torchserve_defaults(server: Server) -> None:

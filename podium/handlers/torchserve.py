@@ -118,6 +118,10 @@ class TorchServeHandler(Handler):
             encode(output, processor) for output, processor in zip(outputs, processors, strict=True)
         ]
 
+    def take_metrics(self) -> list[tuple[str, str, str, float, bool]] | None:
+        """The handler's custom metrics, when some changed since the last call."""
+        return self.torchserve_context.metrics.take()
+
 
 def gpu_id(context: Context) -> int | None:
     """The GPU a TorchServe handler is given (``system_properties["gpu_id"]``), or None.

@@ -123,6 +123,21 @@ class Metrics:
         self.values: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
         self.request_ids: Any = None
         self._declared: dict[str, Metric] = {}
+        self._kinds: dict[str, tuple[str, bool]] = {}
+        self._changed = False
+
+    def take(self) -> list[tuple[str, str, str, float, bool]] | None:
+        """Every value as (name, "dimension=value,...", unit, value, is_counter), if any
+        changed since the last call."""
+        if not self._changed:
+            return None
+        self._changed = False
+        taken = []
+        for (name, labels), value in self.values.items():
+            unit, counter = self._kinds[name]
+            dimensions = ",".join(f"{key}={label}" for key, label in labels)
+            taken.append((name, dimensions, unit, value, counter))
+        return taken
 
     def record(
         self,
@@ -133,9 +148,12 @@ class Metrics:
         metric_type: MetricTypes = MetricTypes.GAUGE,
     ) -> None:
         key = (name, labels)
-        if metric_type is MetricTypes.COUNTER:
+        counter = metric_type is MetricTypes.COUNTER
+        if counter:
             value = self.values.get(key, 0.0) + value
-        self.values[key] = value
+        self.values[key] = float(value)
+        self._kinds[name] = (unit, counter)
+        self._changed = True
         log.debug("metric %s%s = %s %s", name, dict(labels), value, unit)
 
     def add_metric_to_cache(

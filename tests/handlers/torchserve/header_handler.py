@@ -17,6 +17,7 @@ class ThresholdHandler:
         self.initialized = True
 
     def handle(self, data, context):
+        context.metrics.add_counter("ThresholdChecks", len(data))
         answers = []
         for index, row in enumerate(data):
             body = row.get("body")
