@@ -11,6 +11,11 @@ Two policies:
 In both, dispatch is deferred to the next turn of the event loop, so requests read in the
 same turn share a batch. Requests whose deadline passed, or whose client went away, are
 dropped here and never reach a worker.
+
+What crosses the wire is not limited to one handler batch: with a small ``batch_size``
+(TorchServe's default is 1) and a backlog, up to ``WIRE_REQUESTS`` requests travel in one
+message, and the worker cuts them into handler batches of ``batch_size``. The handler sees
+exactly the batches it was promised; the front end pays for one message instead of many.
 """
 
 from __future__ import annotations
@@ -24,6 +29,9 @@ from podium import wire
 from podium.errors import ModelNotReady, QueueFull, RequestTimeout
 from podium.metrics import Stats
 from podium.supervisor import WorkerPool
+
+WIRE_REQUESTS = 16
+"""Most requests sent to a worker in one message when ``batch_size`` is smaller."""
 
 
 class Pending:
@@ -101,17 +109,26 @@ class Batcher:
                 if len(self.queue) >= self.batch_size:
                     self.pool.grow()
                 return
-            batch = self._take(now)
+            batch = self._take(now, self._wire_limit())
             if not batch:
                 self.pool.idle.appendleft(worker)
                 return
-            self.stats.batch_size.observe(len(batch))
+            for start in range(0, len(batch), self.batch_size):
+                self.stats.batch_size.observe(min(self.batch_size, len(batch) - start))
             worker.run(batch)
 
-    def _take(self, now: float) -> list[Pending]:
+    def _wire_limit(self) -> int:
+        """Requests for the worker just taken: one handler batch, or with a small batch size
+        a share of the backlog (split with the other idle workers) of several."""
+        if self.batch_size >= WIRE_REQUESTS:
+            return self.batch_size
+        share = -(-len(self.queue) // (len(self.pool.idle) + 1))
+        return max(self.batch_size, min(WIRE_REQUESTS, share))
+
+    def _take(self, now: float, limit: int) -> list[Pending]:
         batch: list[Pending] = []
         queue = self.queue
-        while queue and len(batch) < self.batch_size:
+        while queue and len(batch) < limit:
             item = queue.popleft()
             if item.future.done():
                 self.dropped += 1

@@ -83,6 +83,16 @@ class Runner:
         self._metrics_sent = now
         return wire.HandlerMetrics(values)
 
+    def run_all(self, payloads: list[Any]) -> list[wire.Answer]:
+        """Answer a message's payloads in handler batches of at most ``batch_size``."""
+        size = self.context.manifest.batch_size
+        if len(payloads) <= size:
+            return self.run(payloads)
+        answers: list[wire.Answer] = []
+        for start in range(0, len(payloads), size):
+            answers += self.run(payloads[start : start + size])
+        return answers
+
     def run(self, payloads: list[Any]) -> list[wire.Answer]:
         try:
             return [encode_response(value) for value in self._handle(payloads)]
@@ -128,7 +138,7 @@ def warm_up(runner: Runner, requests: list[Any]) -> None:
     """Run the archive's warm-up requests as one batch; any failure fails the load."""
     if not requests:
         return
-    for index, (status, _, body, _) in enumerate(runner.run(requests)):
+    for index, (status, _, body, _) in enumerate(runner.run_all(requests)):
         if status != 200:
             raise RuntimeError(f"warm-up request {index} failed with {status}: {body[:200]!r}")
 
@@ -154,7 +164,7 @@ def serve(channel: wire.Channel) -> int:
         if message is None or isinstance(message, wire.Stop):
             return 0
         if isinstance(message, wire.Batch):
-            responses = runner.run(message.payloads)
+            responses = runner.run_all(message.payloads)
             channel.send(wire.Result(message.batch_id, responses))
             update = runner.metrics_update()
             if update is not None:

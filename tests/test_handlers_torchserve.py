@@ -100,6 +100,24 @@ def test_function_handler_gets_raw_bytes_and_context(
     assert answer["ts"] == ("0.12.0" if torchserve_env else "0.12.0+podium")
 
 
+def test_batch_size_one_is_kept_while_requests_share_worker_messages(server: Server) -> None:
+    def messages() -> float:
+        for line in server.http.get("/metrics").text.splitlines():
+            if line.startswith("podium_inference_latency_seconds_count") and "scaler" in line:
+                return float(line.rsplit(" ", 1)[1])
+        return 0.0
+
+    before = messages()
+    with ThreadPoolExecutor(32) as pool:
+        answers = list(
+            pool.map(lambda n: server.http.put("/predictions/scaler", content=b"%d" % n), range(96))
+        )
+    results = [answer.json() for answer in answers]
+    assert [r["result"] for r in results] == [3.0 * n for n in range(96)]
+    assert all(r["batch"] == 1 for r in results)  # the handler's batch size is kept...
+    assert messages() - before < 96  # ...while a backlog travels to the worker together
+
+
 def test_request_headers_and_response_status_per_request(server: Server) -> None:
     def ask(threshold: str | None) -> httpx.Response:
         headers = {"content-type": "application/json"}
