@@ -204,3 +204,26 @@ def test_a_mar_registers_through_the_management_api(
     assert described["batchSize"] == 2
     result = server.http.put("/predictions/scaler", content=b"21").json()
     assert result["result"] == 42.0
+
+
+def test_a_handler_named_like_a_standard_module_is_the_archives_own(
+    tmp_path: Path, start_server: StartServer
+) -> None:
+    (tmp_path / "store").mkdir()
+    handler = tmp_path / "json.py"
+    handler.write_text(
+        "import json as real_json\n\n"
+        "def handle(data, context):\n"
+        "    if data is None:\n"
+        "        return None\n"
+        "    return [real_json.dumps({'echo': row['body']}) for row in data]\n"
+    )
+    torch_model_archiver(
+        "--model-name", "shadow", "--version", "1.0",
+        "--handler", f"{tmp_path / 'json'}:handle",
+        "--export-path", str(tmp_path / "store"),
+    )  # fmt: skip
+    server = start_server()
+    answer = server.post("/predictions/shadow", {"a": 1})
+    assert answer.status_code == 200, answer.text
+    assert answer.text == '{"echo": {"a": 1}}'
