@@ -151,6 +151,17 @@ def test_query_parameters_and_content_type_set_by_the_handler(server: Server) ->
     assert answer.text == "over"
 
 
+def test_a_header_with_a_line_break_is_never_sent(server: Server) -> None:
+    answer = server.http.post(
+        "/predictions/threshold?inject=1",
+        content=b"5",
+        headers={"X-Threshold": "2", "content-type": "application/json"},
+    )
+    assert answer.status_code == 500
+    assert "invalid response header" in answer.json()["message"]
+    assert "set-cookie" not in answer.headers
+
+
 def test_prediction_exception_answers_its_code(server: Server) -> None:
     answer = server.http.post(
         "/predictions/threshold",

@@ -33,6 +33,8 @@ class ThresholdHandler:
                 answers.append({"error": f"X-Threshold must be a number, not {threshold!r}"})
                 continue
             context.set_response_header(index, "X-Handled-By", self.model_name)
+            if row.get("inject"):
+                context.set_response_header(index, "X-Evil", "a\r\nSet-Cookie: stolen=1")
             if row.get("format") == b"text":
                 context.set_response_content_type(index, "text/plain")
                 answers.append("over" if float(body) > limit else "under")
