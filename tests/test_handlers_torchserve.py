@@ -231,6 +231,13 @@ def test_custom_handler_metrics_reach_prometheus(server: Server) -> None:
     assert line is not None and 'unit="ms"' in line
 
 
+def test_customized_describe_asks_the_handler(server: Server) -> None:
+    (described,) = server.management.get("/models/linear", params={"customized": "true"}).json()
+    assert described["customizedMetadata"] == {"inputs": 3, "labels": ["first", "second"]}
+    (plain,) = server.management.get("/models/linear/1.0").json()
+    assert "customizedMetadata" not in plain
+
+
 def test_management_lists_mar_models_with_their_torchserve_defaults(server: Server) -> None:
     described = server.management.get("/models/scaler").json()[0]
     assert described["modelVersion"] == "2.0"

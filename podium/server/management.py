@@ -22,12 +22,14 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Annotated, Any
 
+import orjson
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from podium import __version__
+from podium import __version__, wire
+from podium.dataplane import DataPlane
 from podium.errors import Forbidden, InvalidRequest, PodiumError, Unauthorized
 from podium.fetch import download
 from podium.registry import ModelVersion, Registry
@@ -111,13 +113,16 @@ def build_management(registry: Registry, token: str, token_file: Path | None = N
         return body
 
     @api.get("/models/{model}")
-    async def describe_model(model: str) -> list[dict[str, Any]]:
+    async def describe_model(model: str, customized: bool = False) -> list[dict[str, Any]]:
         registry.resolve(model)
-        return [describe(registry, v) for v in registry.models[model].values()]
+        versions = list(registry.models[model].values())
+        return [await describe_with(registry, v, customized) for v in versions]
 
     @api.get("/models/{model}/{version}")
-    async def describe_version(model: str, version: str) -> list[dict[str, Any]]:
-        return [describe(registry, registry.resolve(model, version))]
+    async def describe_version(
+        model: str, version: str, customized: bool = False
+    ) -> list[dict[str, Any]]:
+        return [await describe_with(registry, registry.resolve(model, version), customized)]
 
     @api.post("/models")
     async def register(
@@ -214,6 +219,24 @@ def _finished(task: asyncio.Task[Any]) -> None:
     _background.discard(task)
     if not task.cancelled() and task.exception() is not None:
         log.error("background management call failed: %s", task.exception())
+
+
+async def describe_with(
+    registry: Registry, served: ModelVersion, customized: bool
+) -> dict[str, Any]:
+    """``describe``, plus (``customized=true``, a TorchServe handler) what the handler's
+    ``describe_handle`` answers, as TorchServe's describe API does."""
+    described = describe(registry, served)
+    if customized and served.torchserve:
+        request: wire.HttpRequest = (b"", "", (("describe", "True"),), "")
+        status, _, body, _ = await DataPlane(registry).infer(served, request)
+        try:
+            described["customizedMetadata"] = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            described["customizedMetadata"] = body.decode("utf-8", "replace")
+        if status != 200:
+            described["customizedStatus"] = status
+    return described
 
 
 def describe(registry: Registry, served: ModelVersion) -> dict[str, Any]:

@@ -27,3 +27,6 @@ class LinearHandler(BaseHandler):
             label = self.mapping[str(best)] if self.mapping else str(best)
             answers.append({"output": row, "label": label})
         return answers
+
+    def describe_handle(self):
+        return {"inputs": 3, "labels": sorted(self.mapping.values())}
