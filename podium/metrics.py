@@ -65,7 +65,9 @@ class Collector:
             "podium_request_latency_seconds", "Queue plus inference time", labels=labels
         )
         inference = HistogramMetricFamily(
-            "podium_inference_latency_seconds", "Time a worker held a batch", labels=labels
+            "podium_inference_latency_seconds",
+            "Time a worker held a message (one handler batch, or several of a backlog)",
+            labels=labels,
         )
         batches = HistogramMetricFamily(
             "podium_batch_size", "Requests per batch sent to a worker", labels=labels

@@ -58,7 +58,8 @@ def test_metrics_count_what_happened(make_archive: MakeArchive, start_server: St
     assert batches < 41  # 40 concurrent requests were batched
     assert value("podium_batch_size_sum") == 42
     assert value("podium_batch_size_bucket", le="1.0") < batches
-    assert value("podium_inference_latency_seconds_count") >= batches - 1
+    # Worker messages: one per handler batch, or fewer when a backlog shared a message.
+    assert 1 <= value("podium_inference_latency_seconds_count") <= batches
     assert value("podium_workers", state="idle") == 1
     assert value("podium_worker_restarts_total") == 1
     assert value("podium_queue_depth") == 0
