@@ -48,6 +48,24 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "--handler", str(TS_HANDLERS / "linear_handler.py"),
         "--extra-files", str(work / "index_to_name.json"),
     )  # fmt: skip
+    # An eager model: the class in --model-file, its state_dict as the serialized file.
+    (work / "net.py").write_text(
+        "import torch\n\n\n"
+        "class Net(torch.nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.layer = torch.nn.Linear(3, 2)\n\n"
+        "    def forward(self, x):\n"
+        "        return self.layer(x)\n"
+    )
+    torch.save({"layer." + k: v for k, v in model.state_dict().items()}, work / "net.pth")
+    torch_model_archiver(
+        "--model-name", "eager", *archiver, "1.0",
+        "--model-file", str(work / "net.py"),
+        "--serialized-file", str(work / "net.pth"),
+        "--handler", str(TS_HANDLERS / "linear_handler.py"),
+        "--extra-files", str(work / "index_to_name.json"),
+    )  # fmt: skip
     torch_model_archiver(
         "--model-name", "scaler", *archiver, "2.0",
         "--serialized-file", str(work / "scale.json"),
@@ -86,6 +104,11 @@ def test_base_handler_over_torchscript_answers_json_text_and_form(server: Server
     assert text.json()["output"] == want
     form = server.http.post("/predictions/linear/1.0", files={"data": (None, "4,0,0")})
     assert form.json() == {"output": pytest.approx(expected([4, 0, 0])), "label": "first"}
+
+
+def test_base_handler_loads_an_eager_model_from_its_state_dict(server: Server) -> None:
+    answer = server.post("/predictions/eager", [1.0, 2.0, 3.0]).json()
+    assert answer == {"output": pytest.approx(expected([1.0, 2.0, 3.0])), "label": "second"}
 
 
 def test_function_handler_gets_raw_bytes_and_context(
