@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import orjson
 
 from podium import wire
-from podium.batcher import Pending
+from podium.batcher import Pending, Stream
 from podium.errors import (
     ClientDisconnected,
     InvalidRequest,
@@ -68,8 +68,9 @@ class DataPlane:
         payload: Any,
         *,
         until_gone: Callable[[], Awaitable[Any]] | None = None,
-    ) -> wire.Answer:
-        """Queue ``payload`` for a version and wait for the worker's answer.
+    ) -> wire.Answer | Stream:
+        """Queue ``payload`` for a version and wait for the worker's answer, or for the
+        first part of it when the handler streams (``Stream``).
 
         ``until_gone`` optionally waits for the client to go away: when it returns first,
         the request is withdrawn and never reaches a worker.
@@ -78,6 +79,10 @@ class DataPlane:
         try:
             item = served.batcher.submit(payload)
             answer = await self.wait(item, until_gone)
+            if isinstance(answer, Stream):
+                stats.answered(answer.status)
+                stats.latency.observe(time.monotonic() - item.arrival)
+                return answer
             if len(answer[2]) > self.max_response_bytes:
                 raise ResponseTooLarge(
                     f"The model's answer of {len(answer[2])} bytes is over the "
@@ -90,9 +95,35 @@ class DataPlane:
         stats.latency.observe(time.monotonic() - item.arrival)
         return answer
 
+    async def whole(self, served: ModelVersion, answer: wire.Answer | Stream) -> wire.Answer:
+        """An answer in one piece: a stream's parts joined (for callers that cannot stream)."""
+        if not isinstance(answer, Stream):
+            return answer
+        parts = [part async for part in self.parts(served, answer)]
+        return answer.status, answer.content_type, b"".join(parts), answer.headers
+
+    async def parts(self, served: ModelVersion, stream: Stream) -> AsyncIterator[bytes]:
+        """A stream's part bodies as they come. Each must come within the version's request
+        timeout, and together they stay under the response size limit; else the stream is
+        cut with ``RequestTimeout`` or ``ResponseTooLarge``."""
+        size = 0
+        while True:
+            try:
+                part = await stream.next(served.batcher.request_timeout)
+            except TimeoutError:
+                raise RequestTimeout() from None
+            if part is None:
+                return
+            size += len(part)
+            if size > self.max_response_bytes:
+                raise ResponseTooLarge(
+                    f"The model's streamed answer is over the {self.max_response_bytes} byte limit"
+                )
+            yield part
+
     async def wait(
         self, item: Pending, until_gone: Callable[[], Awaitable[Any]] | None
-    ) -> wire.Answer:
+    ) -> wire.Answer | Stream:
         guard = Guard(item, until_gone)
         try:
             return await item.future

@@ -11,11 +11,16 @@ client request: the parsed JSON value when the client sent JSON, else the raw ``
 
 To reject one request, raise ``podium.InvalidInput("what is wrong")``: a batch that raises
 is retried one request at a time, so only the offending request gets the 400.
+
+To stream, call ``context.send_partial(index, part)`` from ``handle`` for request ``index``
+of the batch: the client gets a chunked response, the parts as they are sent and the value
+``handle`` returns for that request last.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,6 +42,18 @@ class Context:
     threads: int = 1
     """Threads the model library may use: the worker's share of the cores."""
     logger: logging.Logger = field(default_factory=lambda: logging.getLogger("podium.handler"))
+    partial_sink: Callable[[int, Any], None] | None = field(default=None, repr=False)
+    """Where ``send_partial`` sends parts (set by the worker; None drops them, as in warm-up)."""
+
+    def send_partial(self, index: int, part: Any) -> None:
+        """Send a part of the answer to request ``index`` of the current batch now.
+
+        The client receives a chunked response: the parts in the order sent, then the
+        value ``handle`` returns for the request. The first part's status and headers are
+        the response's.
+        """
+        if self.partial_sink is not None:
+            self.partial_sink(index, part)
 
     @property
     def model_file(self) -> Path | None:

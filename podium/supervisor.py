@@ -103,6 +103,9 @@ class WorkerProcess(asyncio.Protocol):
         for message in self.reader.feed(data):
             if isinstance(message, wire.Result):
                 self._finish_batch(message)
+            elif isinstance(message, wire.Partial):
+                if message.batch_id == self.batch_id and message.position < len(self.in_flight):
+                    self.in_flight[message.position].part(message.response)
             elif isinstance(message, wire.Ready):
                 self.state = WorkerState.IDLE
                 log.info(
@@ -127,7 +130,9 @@ class WorkerProcess(asyncio.Protocol):
         if self.ready.done() and not self.ready.exception():
             self.pool.worker_lost(self)
         for item in self.in_flight:
-            if not item.future.done():
+            if item.stream is not None:
+                item.stream.end(WorkerDied())
+            elif not item.future.done():
                 item.future.set_exception(WorkerDied())
         self.in_flight = []
         if not self.ready.done():
@@ -155,7 +160,9 @@ class WorkerProcess(asyncio.Protocol):
     def _finish_batch(self, result: wire.Result) -> None:
         self.pool.stats.inference.observe(time.monotonic() - self.sent_at)
         for item, response in zip(self.in_flight, result.responses, strict=True):
-            if not item.future.done():
+            if item.stream is not None:
+                item.stream.end(response)
+            elif not item.future.done():
                 item.future.set_result(response)
         self.in_flight = []
         if self.state is WorkerState.BUSY:

@@ -73,6 +73,16 @@ class Result(NamedTuple):
     responses: list[Answer]
 
 
+class Partial(NamedTuple):
+    """Worker → front end: one part of a streamed answer, sent while the batch still runs
+    (``position`` is the request's place in the batch message). The batch's ``Result`` still
+    follows and carries each request's last part."""
+
+    batch_id: int
+    position: int
+    response: Answer
+
+
 class HandlerMetrics(NamedTuple):
     """Worker → front end, now and then: the custom metrics its handler emitted so far,
     each as (name, dimensions "a=1,b=2", unit, value, is_counter)."""
@@ -80,7 +90,7 @@ class HandlerMetrics(NamedTuple):
     values: list[tuple[str, str, str, float, bool]]
 
 
-Message = Load | Batch | Stop | Ready | LoadFailed | Result | HandlerMetrics
+Message = Load | Batch | Stop | Ready | LoadFailed | Result | Partial | HandlerMetrics
 
 # Batches and results cross the wire as plain tuples tagged with these: pickling a named
 # tuple stores its class and rebuilds it through Python code, several times the cost.

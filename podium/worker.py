@@ -19,6 +19,7 @@ import socket
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +70,13 @@ class Runner:
         self.handler = handler
         self.context = context
         self.debug = debug
+        self.send: Callable[[wire.Message], None] | None = None
+        """Where parts of streamed answers go (None until serving: warm-up drops them)."""
         self._metrics_sent = 0.0
+        self._batch_id = 0
+        self._offset = 0
+        self._streamed = False
+        context.partial_sink = self.send_partial
 
     def metrics_update(self) -> wire.HandlerMetrics | None:
         """The handler's custom metrics, if it has new ones and none went out lately."""
@@ -83,26 +90,44 @@ class Runner:
         self._metrics_sent = now
         return wire.HandlerMetrics(values)
 
-    def run_all(self, payloads: list[Any]) -> list[wire.Answer]:
+    def send_partial(self, index: int, part: Any) -> None:
+        """``context.send_partial``: one part of request ``index``'s answer, sent now."""
+        if self.send is None:
+            return
+        status, content_type, body, headers = encode_response(part)
+        self._streamed = True
+        answer = (status, content_type, body, headers)
+        self.send(wire.Partial(self._batch_id, self._offset + index, answer))
+
+    def run_all(self, payloads: list[Any], batch_id: int = 0) -> list[wire.Answer]:
         """Answer a message's payloads in handler batches of at most ``batch_size``."""
+        self._batch_id = batch_id
         size = self.context.manifest.batch_size
         if len(payloads) <= size:
-            return self.run(payloads)
+            return self.run(payloads, 0)
         answers: list[wire.Answer] = []
         for start in range(0, len(payloads), size):
-            answers += self.run(payloads[start : start + size])
+            answers += self.run(payloads[start : start + size], start)
         return answers
 
-    def run(self, payloads: list[Any]) -> list[wire.Answer]:
+    def run(self, payloads: list[Any], offset: int) -> list[wire.Answer]:
+        self._offset = offset
+        self._streamed = False
         try:
             return [encode_response(value) for value in self._handle(payloads)]
         except Exception as error:
-            if len(payloads) == 1:
+            if len(payloads) == 1 or self._streamed:
                 if not isinstance(error, InvalidInput):
                     log.exception("handler failed")
-                return [encode_error(error, self.debug)]
+                # A batch that streamed parts already is not run again: each request's
+                # stream ends with the error.
+                return [encode_error(error, self.debug)] * len(payloads)
         # One bad request must not fail the others batched with it: retry one by one.
-        return [response for payload in payloads for response in self.run([payload])]
+        return [
+            response
+            for index, payload in enumerate(payloads)
+            for response in self.run([payload], offset + index)
+        ]
 
     def _handle(self, payloads: list[Any]) -> list[Any]:
         responses = self.handler.handle(payloads, self.context)
@@ -159,12 +184,13 @@ def serve(channel: wire.Channel) -> int:
     gc.freeze()
     gc.set_threshold(GC_THRESHOLD, *gc.get_threshold()[1:])
     channel.send(wire.Ready(os.getpid()))
+    runner.send = channel.send
     while True:
         message = channel.receive()
         if message is None or isinstance(message, wire.Stop):
             return 0
         if isinstance(message, wire.Batch):
-            responses = runner.run_all(message.payloads)
+            responses = runner.run_all(message.payloads, message.batch_id)
             channel.send(wire.Result(message.batch_id, responses))
             update = runner.metrics_update()
             if update is not None:

@@ -26,7 +26,8 @@ WEIGHTS = [[1.0, -1.0, 0.5], [0.0, 2.0, 1.0]]
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Three .mar files: a BaseHandler over TorchScript, a function, a header handler."""
+    """.mar files: BaseHandler over TorchScript and over an eager model, a function, a
+    streaming function, a header handler."""
     work = tmp_path_factory.mktemp("mar")
     store = work / "store"
     store.mkdir()
@@ -70,6 +71,12 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "--model-name", "scaler", *archiver, "2.0",
         "--serialized-file", str(work / "scale.json"),
         "--handler", f"{TS_HANDLERS / 'function_handler'}:handle",
+    )  # fmt: skip
+    (work / "stream.yaml").write_text("batchSize: 4\nmaxBatchDelay: 100\n")
+    torch_model_archiver(
+        "--model-name", "stream", *archiver, "1.0",
+        "--handler", f"{TS_HANDLERS / 'stream_handler'}:handle",
+        "--config-file", str(work / "stream.yaml"),
     )  # fmt: skip
     torch_model_archiver(
         "--model-name", "threshold", *archiver, "1.0",
@@ -197,6 +204,55 @@ def test_prediction_exception_answers_its_code(server: Server) -> None:
         "type": "PredictionException",
         "message": "the model refused this batch",
     }
+
+
+def test_streamed_parts_arrive_while_the_handler_still_runs(server: Server, tmp_path: Path) -> None:
+    gate = tmp_path / "gate"
+    body = {"parts": 3, "tag": "a", "gate": str(gate)}
+    with server.http.stream("POST", "/predictions/stream", json=body) as answer:
+        assert answer.status_code == 200
+        assert answer.headers["content-type"] == "text/plain"
+        assert answer.headers["x-stream-tag"] == "a"
+        assert "content-length" not in answer.headers  # chunked
+        chunks = answer.iter_bytes()
+        # The handler waits for the gate after its first part: that part is here already.
+        assert next(chunks) == b"a part 0\n"
+        gate.touch()
+        rest = b"".join(chunks)
+    assert rest == b"a part 1\na part 2\na done\n"
+
+
+def test_streams_batched_together_each_get_their_own_parts(server: Server) -> None:
+    def ask(tag: str) -> tuple[int, str, str]:
+        answer = server.post("/predictions/stream", {"parts": len(tag), "tag": tag})
+        return answer.status_code, answer.headers["x-stream-tag"], answer.text
+
+    tags = ["b", "cc", "ddd", "e", "ffff", "gg"]
+    with ThreadPoolExecutor(len(tags)) as pool:
+        answers = list(pool.map(ask, tags))
+    for tag, (status, header, text) in zip(tags, answers, strict=True):
+        want = "".join(f"{tag} part {step}\n" for step in range(len(tag))) + f"{tag} done\n"
+        assert (status, header, text) == (200, tag, want)
+    # No parts: an ordinary answer with its length.
+    plain = server.post("/predictions/stream", {"parts": 0, "tag": "h"})
+    assert plain.text == "h done\n"
+    assert plain.headers["content-length"] == "7"
+
+
+def test_a_stream_cut_short_is_seen_broken_and_the_server_keeps_serving(server: Server) -> None:
+    for broken in ({"parts": 2, "tag": "x", "fail": True}, {"parts": 2, "tag": "y", "exit": True}):
+        with server.http.stream("POST", "/predictions/stream", json=broken) as answer:
+            assert answer.status_code == 200
+            with pytest.raises(httpx.RemoteProtocolError):
+                b"".join(answer.iter_bytes())
+    # The killed worker is restarted; streams work again.
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        again = server.post("/predictions/stream", {"parts": 1, "tag": "z"})
+        if again.status_code == 200:
+            break
+        time.sleep(0.2)
+    assert again.text == "z part 0\nz done\n"
 
 
 def test_bad_input_gets_clear_errors_and_the_server_keeps_serving(server: Server) -> None:

@@ -3,6 +3,7 @@ server still serving after each."""
 
 from __future__ import annotations
 
+import json
 import socket
 import time
 from pathlib import Path
@@ -110,6 +111,29 @@ def test_handler_exception_is_500_and_worker_keeps_serving(echo_server: Server) 
 def test_timeout_is_504(echo_server: Server) -> None:
     response = echo_server.post("/predictions/echo", {"sleep": 3})
     assert_error(response, 504, "RequestTimeout")
+    assert_serving(echo_server)
+
+
+def test_a_handler_streams_parts_with_send_partial(echo_server: Server) -> None:
+    with echo_server.http.stream("POST", "/predictions/echo", json={"stream": 3}) as answer:
+        assert answer.status_code == 200
+        assert answer.headers["content-type"] == "application/json"
+        assert answer.headers["transfer-encoding"] == "chunked"
+        body = b"".join(answer.iter_bytes())
+    parts, last = body[: body.rindex(b"}{") + 1], body[body.rindex(b"}{") + 1 :]
+    assert parts == b'{"part":0}{"part":1}{"part":2}'
+    assert json.loads(last)["echo"] == {"stream": 3}
+
+
+def test_a_stream_whose_next_part_is_late_is_cut(echo_server: Server) -> None:
+    # The first part came; the answer after it takes longer than the 2 s request timeout.
+    with echo_server.http.stream(
+        "POST", "/predictions/echo", json={"stream": 1, "sleep": 3}
+    ) as answer:
+        assert answer.status_code == 200
+        with pytest.raises(httpx.RemoteProtocolError):
+            b"".join(answer.iter_bytes())
+    assert "streamed answer cut short" in echo_server.log.read_text()
     assert_serving(echo_server)
 
 

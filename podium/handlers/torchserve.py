@@ -16,6 +16,9 @@ are keys of their own. Request headers are read with ``context.get_request_heade
 Each response is encoded as TorchServe does (``bytes`` and ``str`` as they are, anything
 else as JSON) with the status and headers the handler set on the context. A
 ``PredictionException`` answers every request of the batch with its code and message.
+A handler streams as on TorchServe, with ``send_intermediate_predict_response`` from
+``ts.protocol.otf_message_handler`` (Podium's function stands in for TorchServe's own,
+installed or not): each call sends a chunk, the returned value is the last.
 """
 
 from __future__ import annotations
@@ -82,6 +85,7 @@ class TorchServeHandler(Handler):
             metrics=Metrics(),
             model_yaml_config=yaml_config,
         )
+        self.torchserve_context.send_part = self._send_part
         spec = str(context.manifest.options.get("handler") or described["model"]["handler"])
         self.entry_point, initialize = load_entry_point(spec, model_dir)
         util = importlib.import_module("ts.utils.util")
@@ -118,6 +122,10 @@ class TorchServeHandler(Handler):
             encode(output, processor) for output, processor in zip(outputs, processors, strict=True)
         ]
 
+    def _send_part(self, index: int, value: Any) -> None:
+        processor = self.torchserve_context.request_processor[index]
+        self.context.send_partial(index, encode(value, processor))
+
     def take_metrics(self) -> list[tuple[str, str, str, float, bool]] | None:
         """The handler's custom metrics, when some changed since the last call."""
         return self.torchserve_context.metrics.take()
@@ -140,9 +148,35 @@ def gpu_id(context: Context) -> int | None:
 
 
 def use_torchserve_modules() -> None:
-    """Make ``import ts`` work: the installed package if there is one, else the shim."""
+    """Make ``import ts`` work: the installed package if there is one, else the shim.
+
+    An installed package's ``send_intermediate_predict_response`` writes TorchServe's own
+    wire format to a TorchServe socket; Podium's function takes its place before the
+    handler imports it.
+    """
     if importlib.util.find_spec("ts") is None:
         sys.path.append(str(SHIM))
+        return
+    try:
+        otf = importlib.import_module("ts.protocol.otf_message_handler")
+    except ImportError as error:
+        log.warning("ts.protocol.otf_message_handler cannot be imported: %s", error)
+        return
+    otf.send_intermediate_predict_response = send_intermediate_predict_response  # type: ignore[attr-defined]
+
+
+def send_intermediate_predict_response(
+    ret: Any, req_id_map: Any, message: str = "", code: int = 200, context: Any = None
+) -> None:
+    """TorchServe's streaming call: ``ret[idx]`` goes out now, as one chunk of the answer to
+    request ``idx``, for each ``idx`` of ``req_id_map`` (``context.request_ids``). Status and
+    headers are the request's own (``context.set_response_status``), as on TorchServe;
+    ``message`` and ``code`` describe the call and are not sent."""
+    send = getattr(context, "send_part", None)
+    if send is None:
+        raise RuntimeError("send_intermediate_predict_response needs the handler's context")
+    for idx in req_id_map:
+        send(idx, ret[idx])
 
 
 def load_entry_point(spec: str, model_dir: Path) -> tuple[EntryPoint, Callable[[Any], Any]]:

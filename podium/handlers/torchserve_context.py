@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import enum
 import logging
+from collections.abc import Callable
 from typing import Any
 
 log = logging.getLogger("podium.handler.metrics")
@@ -262,6 +263,8 @@ class Context:
         self.metrics = metrics if metrics is not None else Metrics()
         self.model_yaml_config = model_yaml_config or {}
         self.stopping_criteria: Any = None
+        self.send_part: Callable[[int, Any], None] | None = None
+        """Sends a part of request ``idx``'s answer (``send_intermediate_predict_response``)."""
 
     @property
     def system_properties(self) -> dict[str, Any]:

@@ -137,8 +137,9 @@ def build_api(app: PodiumApp) -> FastAPI:
             payload = http_request(request.scope, body, content_type.lower(), explain=False)
         else:
             payload = parse_payload(body, content_type)
-        status, content_type, answer, extra = await app.dataplane.infer(served, payload)
-        return Response(answer, status, headers=dict(extra), media_type=content_type)
+        answer = await app.dataplane.infer(served, payload)
+        status, content_type, body, extra = await app.dataplane.whole(served, answer)
+        return Response(body, status, headers=dict(extra), media_type=content_type)
 
     inference_doc: dict[str, Any] = {"requestBody": documented_body()}
 

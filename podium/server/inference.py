@@ -14,12 +14,15 @@ of the request path (see the design page). FastAPI still documents them.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import parse_qs
 
 import orjson
 
 from podium import wire
+from podium.batcher import Stream
 from podium.dataplane import DataPlane, parse_payload
 from podium.errors import (
     ClientDisconnected,
@@ -29,6 +32,8 @@ from podium.errors import (
     PodiumError,
 )
 from podium.server.types import Receive, Scope, Send
+
+log = logging.getLogger("podium.server")
 
 PREDICTIONS = "/predictions/"
 EXPLANATIONS = "/explanations/"
@@ -67,7 +72,10 @@ class InferenceEndpoint:
         except PodiumError as error:
             await send_error(send, error)
             return
-        await send_response(send, response)
+        if isinstance(response, Stream):
+            await send_stream(send, response, self.dataplane.parts(served, response))
+        else:
+            await send_response(send, response)
 
     def _route(self, scope: Scope) -> tuple[str, str | None, bool]:
         """Model, version (None: the default) and whether an explanation is asked for."""
@@ -129,6 +137,22 @@ async def send_response(send: Send, response: wire.Answer) -> None:
         headers += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in extra]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+async def send_stream(send: Send, stream: Stream, parts: AsyncIterator[bytes]) -> None:
+    """A streamed answer, each part as a chunk as it comes. A stream cut short (its worker
+    died, a part came too late, the answer grew too large) is ended without its last chunk,
+    so the client sees it broken rather than complete."""
+    headers = [(b"content-type", stream.content_type.encode("latin-1"))]
+    headers += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in stream.headers]
+    await send({"type": "http.response.start", "status": stream.status, "headers": headers})
+    try:
+        async for part in parts:
+            await send({"type": "http.response.body", "body": part, "more_body": True})
+    except PodiumError as error:
+        log.warning("streamed answer cut short: %s", error.message)
+        return
+    await send({"type": "http.response.body", "body": b""})
 
 
 async def send_error(send: Send, error: PodiumError) -> None:

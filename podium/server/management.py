@@ -229,7 +229,9 @@ async def describe_with(
     described = describe(registry, served)
     if customized and served.torchserve:
         request: wire.HttpRequest = (b"", "", (("describe", "True"),), "")
-        status, _, body, _ = await DataPlane(registry).infer(served, request)
+        dataplane = DataPlane(registry)
+        answer = await dataplane.whole(served, await dataplane.infer(served, request))
+        status, _, body, _ = answer
         try:
             described["customizedMetadata"] = orjson.loads(body)
         except orjson.JSONDecodeError:

@@ -1,4 +1,4 @@
-"""A test handler whose requests tell it what to do: echo, sleep, raise, or die."""
+"""A test handler whose requests tell it what to do: echo, stream, sleep, raise, or die."""
 
 from __future__ import annotations
 
@@ -24,8 +24,10 @@ class EchoHandler(Handler):
         if journal:
             with open(journal, "a") as file:
                 file.writelines(f"{request!r}\n" for request in batch)
-        for request in batch:
+        for index, request in enumerate(batch):
             if isinstance(request, dict):
+                for part in range(int(request.get("stream", 0))):
+                    self.context.send_partial(index, {"part": part})
                 act(request)
         pid = os.getpid()
         return [

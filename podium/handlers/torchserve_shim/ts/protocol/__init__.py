@@ -1,0 +1,1 @@
+"""TorchServe's worker protocol; Podium keeps only what handlers call."""
