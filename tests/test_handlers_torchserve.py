@@ -228,6 +228,8 @@ def test_streams_batched_together_each_get_their_own_parts(server: Server) -> No
         return answer.status_code, answer.headers["x-stream-tag"], answer.text
 
     tags = ["b", "cc", "ddd", "e", "ffff", "gg"]
+    legacy = server.post("/predictions/stream", {"parts": 2, "tag": "old", "legacy": True})
+    assert legacy.text == "old part 0\nold part 1\nold done\n"
     with ThreadPoolExecutor(len(tags)) as pool:
         answers = list(pool.map(ask, tags))
     for tag, (status, header, text) in zip(tags, answers, strict=True):

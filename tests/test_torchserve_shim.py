@@ -81,3 +81,16 @@ def test_context_headers_status_and_metrics() -> None:
         ("Took", "", "ms", 1.5, False),
     ]
     assert metrics.take() is None  # nothing changed since
+
+
+def test_import_class_by_dotted_name(util: ModuleType) -> None:
+    handler_utils = importlib.import_module("ts.handler_utils.utils")
+    assert handler_utils.import_class("pathlib.Path") is Path
+    assert handler_utils.import_class("Path", module_prefix="pathlib") is Path
+    assert handler_utils.import_class("abc.Iterator", module_prefix="collections") is Iterator
+    with pytest.raises(ImportError, match="module name"):
+        handler_utils.import_class("OrderedDict")
+    with pytest.raises(ImportError, match="not found"):
+        handler_utils.import_class("collections.NoSuchThing")
+    with pytest.raises(ImportError, match="class name"):
+        handler_utils.import_class("")

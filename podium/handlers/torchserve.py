@@ -17,8 +17,9 @@ Each response is encoded as TorchServe does (``bytes`` and ``str`` as they are, 
 else as JSON) with the status and headers the handler set on the context. A
 ``PredictionException`` answers every request of the batch with its code and message.
 A handler streams as on TorchServe, with ``send_intermediate_predict_response`` from
-``ts.protocol.otf_message_handler`` (Podium's function stands in for TorchServe's own,
-installed or not): each call sends a chunk, the returned value is the last.
+``ts.handler_utils.utils`` (or the older ``ts.protocol.otf_message_handler``); Podium's
+function stands in for TorchServe's own, installed or not: each call sends a chunk, the
+returned value is the last.
 """
 
 from __future__ import annotations
@@ -59,6 +60,10 @@ HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 log = logging.getLogger("podium.handlers.torchserve")
 
 EntryPoint = Callable[[Any, TorchServeContext], Any]
+
+STREAMING_MODULES = ("ts.handler_utils.utils", "ts.protocol.otf_message_handler")
+"""Where TorchServe handlers import ``send_intermediate_predict_response`` from (the
+second is the older, deprecated place)."""
 
 
 class TorchServeHandler(Handler):
@@ -150,19 +155,20 @@ def gpu_id(context: Context) -> int | None:
 def use_torchserve_modules() -> None:
     """Make ``import ts`` work: the installed package if there is one, else the shim.
 
-    An installed package's ``send_intermediate_predict_response`` writes TorchServe's own
-    wire format to a TorchServe socket; Podium's function takes its place before the
-    handler imports it.
+    An installed package's ``send_intermediate_predict_response`` (in either module that
+    has one) writes TorchServe's own wire format to a TorchServe socket; Podium's function
+    takes its place before the handler imports it.
     """
     if importlib.util.find_spec("ts") is None:
         sys.path.append(str(SHIM))
         return
-    try:
-        otf = importlib.import_module("ts.protocol.otf_message_handler")
-    except ImportError as error:
-        log.warning("ts.protocol.otf_message_handler cannot be imported: %s", error)
-        return
-    otf.send_intermediate_predict_response = send_intermediate_predict_response  # type: ignore[attr-defined]
+    for name in STREAMING_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ImportError as error:
+            log.warning("%s cannot be imported: %s", name, error)
+            continue
+        module.send_intermediate_predict_response = send_intermediate_predict_response  # type: ignore[attr-defined]
 
 
 def send_intermediate_predict_response(

@@ -2,14 +2,15 @@
 with send_intermediate_predict_response, the returned value is the last part.
 
 Each request's JSON body says {"parts": N, "tag": T}; optional "gate" (a file to wait for
-after the first part), "fail" (raise after the parts) and "exit" (kill the worker after the
-first part).
+after the first part), "fail" (raise after the parts), "exit" (kill the worker after the
+first part) and "legacy" (use the older, deprecated module's function).
 """
 
 import os
 import time
 
-from ts.protocol.otf_message_handler import send_intermediate_predict_response
+from ts.handler_utils.utils import send_intermediate_predict_response
+from ts.protocol import otf_message_handler
 
 
 def handle(data, context):
@@ -24,7 +25,9 @@ def handle(data, context):
             idx: context.request_ids[idx] for idx, row in enumerate(rows) if step < row["parts"]
         }
         parts = [f"{row.get('tag')} part {step}\n" for row in rows]
-        send_intermediate_predict_response(
+        legacy = any(row.get("legacy") for row in rows)
+        send = otf_message_handler.send_intermediate_predict_response if legacy else None
+        (send or send_intermediate_predict_response)(
             parts, going, "Intermediate Prediction success", 200, context
         )
         for idx in going:
