@@ -18,6 +18,7 @@
     ├── RequestTimeout              504  no answer within ``request_timeout``
     ├── ClientDisconnected          499  the client left; nothing is sent
     ├── ArchiveError                     an archive is corrupt, tampered or unsafe (CLI, store)
+    ├── RequirementsError           500  an archive's requirements could not be installed
     └── ConfigError                      a configuration file cannot be used (CLI)
 
 Errors cross the process boundary as ``ErrorInfo`` (a plain, picklable record), never as
@@ -148,6 +149,13 @@ class ArchiveError(PodiumError):
     default_message = "Invalid archive"
 
 
+class RequirementsError(PodiumError):
+    """An archive's requirements file could not be installed; the message has pip's words."""
+
+    status = 500
+    default_message = "The model's requirements could not be installed"
+
+
 class ConfigError(PodiumError):
     """A configuration file Podium cannot use; the message names the file and the key."""
 
@@ -176,6 +184,7 @@ ERRORS_BY_CODE: dict[str, type[PodiumError]] = {
         RequestTimeout,
         ClientDisconnected,
         ArchiveError,
+        RequirementsError,
         ConfigError,
     )
 }

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from podium import archive
+from podium import archive, requirements
 from podium.batcher import Batcher
 from podium.errors import Conflict, InvalidRequest, ModelNotFound, PodiumError
 from podium.metrics import Stats
@@ -55,6 +55,8 @@ class Registry:
         self.models: dict[str, dict[str, ModelVersion]] = {}
         self.defaults: dict[str, str] = {}
         self._pinned: set[str] = set()
+        self.starting = True
+        """The model store is still being loaded (``/ping`` is unhealthy until it is)."""
         self._work_dir: Path | None = None
         self._own_work_dir = False
 
@@ -81,9 +83,12 @@ class Registry:
             name for stored in found for name in (stored.name, stored.path.name)
         }
         problems += [f"model {name!r} is not in {store.root}" for name in sorted(missing)]
-        results = await asyncio.gather(
-            *(self.load(stored) for stored in found), return_exceptions=True
-        )
+        try:
+            results = await asyncio.gather(
+                *(self.load(stored) for stored in found), return_exceptions=True
+            )
+        finally:
+            self.starting = False
         for stored, result in zip(found, results, strict=True):
             if isinstance(result, PodiumError):
                 problems.append(result.message)
@@ -112,6 +117,16 @@ class Registry:
         archive.unpack(stored.path, model_dir)
         # The worker reads the manifest from the folder: it must see any overrides.
         (model_dir / archive.MANIFEST_PATH).write_text(manifest.model_dump_json(indent=2))
+        if manifest.requirements and settings.install_requirements:
+            await requirements.install(
+                model_dir, manifest.requirements, manifest.key, settings.load_timeout
+            )
+        elif manifest.requirements:
+            log.warning(
+                "%s names %s; it is not installed (--install-requirements installs it)",
+                manifest.key,
+                manifest.requirements,
+            )
         workers = fixed or max(1, manifest.min_workers)
         maximum = max(workers, fixed or manifest.max_workers)
         stats = Stats()
@@ -230,8 +245,11 @@ class Registry:
 
     @property
     def healthy(self) -> bool:
-        """Every version has at least its minimum of live workers."""
-        return all(v.ready for v in self.versions())
+        """The store is loaded, and every version has at least its minimum of live workers.
+
+        Versions registered later count once they are loading; until then the server
+        keeps serving the others and stays healthy."""
+        return not self.starting and all(v.ready for v in self.versions())
 
     async def stop(self) -> None:
         await asyncio.gather(*(v.pool.stop() for v in self.versions()))

@@ -112,6 +112,9 @@ class Settings(BaseSettings):
     """Log every request (uvicorn's access log)."""
     work_dir: Path | None = None
     """Where archives are unpacked (a private temporary folder when unset)."""
+    install_requirements: bool = False
+    """pip-install an archive's requirements file for its model alone before loading it
+    (runs code from the package index; off by default)."""
 
     @field_validator("models")
     @classmethod

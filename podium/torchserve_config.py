@@ -11,6 +11,7 @@ The keys that decide how models are served map to settings:
     max_request_size           max_body_bytes
     max_response_size          max_response_bytes
     default_response_timeout   request_timeout       (seconds)
+    install_py_dep_per_model   install_requirements  (true/false)
     models                     model_settings        (batchSize, maxBatchDelay, minWorkers,
                                                       maxWorkers, responseTimeout,
                                                       defaultVersion per model version)
@@ -41,7 +42,6 @@ EXPLAINED = {
     "number_of_netty_threads": "the front end is one asyncio process",
     "netty_client_threads": "the front end is one asyncio process",
     "vmargs": "there is no JVM",
-    "install_py_dep_per_model": "requirements are not installed at load time",
 }
 PER_MODEL = {
     "batchSize": "batch_size",
@@ -79,6 +79,8 @@ def read_settings(path: Path) -> tuple[dict[str, Any], list[str]]:
             values[SIZE_KEYS[key]] = _number(value, int, where)
         elif key == "default_response_timeout":
             values["request_timeout"] = _number(value, float, where)
+        elif key == "install_py_dep_per_model":
+            values["install_requirements"] = _boolean(value, where)
         elif key == "models":
             values["model_settings"], skipped = _models(value, where)
             ignored += skipped
@@ -87,6 +89,12 @@ def read_settings(path: Path) -> tuple[dict[str, Any], list[str]]:
         else:
             ignored.append(key)
     return values, ignored
+
+
+def _boolean(value: str, where: str) -> bool:
+    if value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    raise ConfigError(f"{where}: {value!r} is not true or false")
 
 
 def _address(value: str, default_port: int, where: str) -> tuple[str, int]:

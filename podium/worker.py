@@ -29,6 +29,7 @@ from podium import wire
 from podium.archive import MANIFEST_PATH, Manifest
 from podium.errors import HandlerError, InvalidInput, PodiumError
 from podium.handler import Context, Handler
+from podium.requirements import DEPS
 
 JSON = "application/json"
 BINARY = "application/octet-stream"
@@ -143,6 +144,9 @@ def load(message: wire.Load) -> Runner:
 
     model_dir = Path(message.model_dir)
     manifest = Manifest.model_validate_json((model_dir / MANIFEST_PATH).read_bytes())
+    deps = model_dir / DEPS
+    if deps.is_dir():  # the model's own requirements come first
+        sys.path.insert(0, str(deps))
     context = Context(
         model_name=manifest.name,
         model_version=manifest.version,

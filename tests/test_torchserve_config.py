@@ -68,7 +68,8 @@ def test_serving_keys_map_to_settings_and_the_rest_is_reported(tmp_path: Path) -
     assert "number_of_netty_threads (the front end is one asyncio process)" in ignored
     assert any(line.startswith("metrics_address") for line in ignored)
     assert "models.deviceType" in ignored
-    assert "install_py_dep_per_model (requirements are not installed at load time)" in ignored
+    assert settings.install_requirements is True
+    assert not any(line.startswith("install_py_dep_per_model") for line in ignored)
 
 
 def test_load_models_names_archives(tmp_path: Path) -> None:
@@ -91,6 +92,7 @@ def test_load_models_names_archives(tmp_path: Path) -> None:
         ("models=[1, 2]", "JSON object"),
         ('models={"m": 1}', "map versions"),
         ('models={"m": {"1.0": 5}}', "m/1.0"),
+        ("install_py_dep_per_model=yes", "not true or false"),
     ],
 )
 def test_bad_values_name_the_file_and_key(tmp_path: Path, line: str, message: str) -> None:
