@@ -98,8 +98,10 @@ class Registry:
             log.error("%s", line)
         return problems
 
-    async def load(self, stored: StoredArchive) -> ModelVersion:
-        """Unpack, verify and start one archive."""
+    async def load(
+        self, stored: StoredArchive, request_timeout: float | None = None
+    ) -> ModelVersion:
+        """Unpack, verify and start one archive (``request_timeout`` over the settings')."""
         settings = self.settings
         manifest = stored.manifest
         chosen = settings.model_settings.get(manifest.key) or settings.model_settings.get(
@@ -147,7 +149,9 @@ class Registry:
             max_batch_delay=manifest.max_batch_delay,
             policy=settings.batching or manifest.batching,
             max_queue=settings.max_queue,
-            request_timeout=(chosen and chosen.request_timeout) or settings.request_timeout,
+            request_timeout=request_timeout
+            or (chosen and chosen.request_timeout)
+            or settings.request_timeout,
             stats=stats,
         )
         version = ModelVersion(
@@ -175,9 +179,14 @@ class Registry:
         return version
 
     async def register(
-        self, path: Path, overrides: dict[str, Any], expected_name: str | None = None
+        self,
+        path: Path,
+        overrides: dict[str, Any],
+        expected_name: str | None = None,
+        request_timeout: float | None = None,
     ) -> ModelVersion:
-        """Load an archive of the store (``path`` relative to it) with settings overridden."""
+        """Load an archive of the store (``path`` relative to it) with settings overridden
+        (``overrides`` of its manifest, and its own request timeout)."""
         root = self.settings.model_store.resolve()
         target = (root / path).resolve()
         if path.is_absolute() or not target.is_relative_to(root) or not target.is_file():
@@ -193,7 +202,7 @@ class Registry:
             manifest = archive.Manifest.model_validate({**manifest.model_dump(), **overrides})
         except ValueError as error:
             raise InvalidRequest(f"invalid setting: {error}") from None
-        return await self.load(StoredArchive(target, manifest))
+        return await self.load(StoredArchive(target, manifest), request_timeout)
 
     async def unregister(self, name: str, version: str) -> None:
         """Stop routing to a version, let its queued and running requests finish, stop it."""

@@ -143,6 +143,25 @@ def test_registration_errors(make_archive: MakeArchive, start_server: StartServe
     assert wrong_method.status_code == 405
     assert wrong_method.json()["code"] == 405
     assert server.management.put("/models/echo/9/set-default").status_code == 404
+    java = post("/models", params={"url": "echo-1.0.podium", "runtime": "java"})
+    assert java.status_code == 400 and "Python handlers only" in java.json()["message"]
+    handler = post("/models", params={"url": "echo-1.0.podium", "handler": "other.py"})
+    assert handler.status_code == 400 and "archive the model" in handler.json()["message"]
+    assert post("/models", params={"url": "x", "response_timeout": 0}).status_code == 400
+
+
+def test_registration_sets_a_response_timeout(
+    make_archive: MakeArchive, start_server: StartServer
+) -> None:
+    make_archive("echo")
+    make_archive("slow", version="1.0")
+    server = start_server("--models", "echo", "--request-timeout", "5")
+    params = {"url": "slow-1.0.podium", "response_timeout": "0.5", "runtime": "python"}
+    assert server.management.post("/models", params=params).status_code == 200
+    (described,) = server.management.get("/models/slow").json()
+    assert described["responseTimeout"] == 0.5
+    assert server.post("/predictions/slow", {"sleep": 1}).status_code == 504
+    assert server.post("/predictions/echo", {"sleep": 1}).status_code == 200
 
 
 def test_url_registration_is_refused_without_connecting(

@@ -131,8 +131,17 @@ def build_management(registry: Registry, token: str, token_file: Path | None = N
         initial_workers: Annotated[int | None, Query(ge=0, le=64)] = None,
         batch_size: Annotated[int | None, Query(ge=1, le=4096)] = None,
         max_batch_delay: Annotated[float | None, Query(ge=0)] = None,
+        response_timeout: Annotated[float | None, Query(gt=0)] = None,
+        runtime: str | None = None,
+        handler: str | None = None,
         synchronous: bool = True,
     ) -> Response:
+        if runtime is not None and runtime not in ("python", "python3"):
+            raise InvalidRequest(f"runtime {runtime!r}: Podium runs Python handlers only")
+        if handler is not None:
+            raise InvalidRequest(
+                "handler cannot be set at registration: archive the model with its handler"
+            )
         path = Path(url)
         if "://" in url:
             if not settings.allowed_urls:
@@ -151,7 +160,9 @@ def build_management(registry: Registry, token: str, token_file: Path | None = N
             }.items()
             if value is not None
         }
-        work = registry.register(path, overrides, expected_name=model_name)
+        work = registry.register(
+            path, overrides, expected_name=model_name, request_timeout=response_timeout
+        )
         if not synchronous:
             background(work)
             return JSONResponse({"status": f"Registration of {url} started"}, 202)
@@ -253,6 +264,7 @@ def describe(registry: Registry, served: ModelVersion) -> dict[str, Any]:
         "batching": served.batcher.policy,
         "minWorkers": served.pool.minimum,
         "maxWorkers": served.pool.maximum,
+        "responseTimeout": served.batcher.request_timeout,
         "queueDepth": len(served.batcher.queue),
         "workers": [
             {
