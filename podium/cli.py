@@ -297,7 +297,8 @@ def inspect(path: Path) -> None:
 @click.option("--data", required=True, help="JSON text, or @FILE (JSON, or raw bytes if not JSON).")
 @click.option("--version", "version", help="Model version (default: the model's default).")
 @click.option("--url", default="http://127.0.0.1:8080", show_default=True, envvar="PODIUM_URL")
-def predict(model: str, data: str, version: str | None, url: str) -> None:
+@click.option("--stream", is_flag=True, help="Print the answer's parts as they arrive, as is.")
+def predict(model: str, data: str, version: str | None, url: str, stream: bool) -> None:
     """Send one request to a running server and print the answer."""
     from podium.client import Client
 
@@ -313,6 +314,11 @@ def predict(model: str, data: str, version: str | None, url: str) -> None:
         payload = raw
     try:
         with Client(url) as client:
+            if stream:
+                for part in client.stream(model, payload, version=version):
+                    sys.stdout.buffer.write(part)
+                    sys.stdout.flush()
+                return
             answer = client.predict(model, payload, version=version)
     except PodiumError as error:
         console.print(f"[red]error {error.status}:[/red] {error.message}", highlight=False)

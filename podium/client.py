@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -32,14 +33,26 @@ class Client:
 
     def predict(self, model: str, data: Any, *, version: str | None = None) -> Any:
         """Send one request: ``bytes`` go as they are, anything else as JSON."""
+        return _answer(self._http.send(self._request(model, data, version)))
+
+    def stream(self, model: str, data: Any, *, version: str | None = None) -> Iterator[bytes]:
+        """Send one request and yield its answer's bytes as they arrive: a streaming
+        handler's parts one by one, as the server sends them."""
+        response = self._http.send(self._request(model, data, version), stream=True)
+        try:
+            if not response.is_success:
+                response.read()
+                raise _error(response)
+            yield from response.iter_bytes()
+        finally:
+            response.close()
+
+    def _request(self, model: str, data: Any, version: str | None) -> httpx.Request:
         path = f"/predictions/{model}" + (f"/{version}" if version else "")
         if isinstance(data, bytes):
-            response = self._http.post(
-                path, content=data, headers={"content-type": "application/octet-stream"}
-            )
-        else:
-            response = self._http.post(path, json=data)
-        return _answer(response)
+            headers = {"content-type": "application/octet-stream"}
+            return self._http.build_request("POST", path, content=data, headers=headers)
+        return self._http.build_request("POST", path, json=data)
 
     def ping(self) -> bool:
         """True when every model on the server is ready."""

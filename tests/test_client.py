@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from podium import Client, InvalidInput, PodiumError
@@ -22,6 +25,25 @@ def test_client_round_trip_and_errors(make_archive: MakeArchive, start_server: S
             client.predict("echo", {"invalid": "too short"})
         with pytest.raises(HandlerError, match="boom"):
             client.predict("echo", {"raise": "boom"})
+
+
+def test_client_and_cli_stream_a_streamed_answer(
+    make_archive: MakeArchive, start_server: StartServer
+) -> None:
+    make_archive("echo")
+    server = start_server()
+    with Client(server.url) as client:
+        body = b"".join(client.stream("echo", {"stream": 2}))
+        assert body.startswith(b'{"part":0}{"part":1}{"echo":{"stream":2}')
+        assert b"".join(client.stream("echo", {"a": 1})).startswith(b'{"echo":{"a":1}')
+        with pytest.raises(ModelNotFound):
+            list(client.stream("ghost", 1))
+    printed = subprocess.run(
+        [sys.executable, "-m", "podium.cli", "predict", "echo", "--stream",
+         "--data", '{"stream": 1}', "--url", server.url],
+        capture_output=True, check=True,
+    )  # fmt: skip
+    assert printed.stdout.startswith(b'{"part":0}{"echo":{"stream":1}')
 
 
 def test_unknown_error_codes_fall_back() -> None:
