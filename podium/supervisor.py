@@ -104,7 +104,9 @@ class WorkerProcess(asyncio.Protocol):
             if isinstance(message, wire.Result):
                 self._finish_batch(message)
             elif isinstance(message, wire.Partial):
-                if message.batch_id == self.batch_id and message.position < len(self.in_flight):
+                if message.batch_id == self.batch_id and 0 <= message.position < len(
+                    self.in_flight
+                ):
                     self.in_flight[message.position].part(message.response)
             elif isinstance(message, wire.Ready):
                 self.state = WorkerState.IDLE
@@ -156,6 +158,11 @@ class WorkerProcess(asyncio.Protocol):
         self.in_flight = batch
         self.sent_at = time.monotonic()
         self._send(wire.Batch(self.batch_id, [item.payload for item in batch]))
+
+    def _partial(self, message: wire.Partial) -> None:
+        """A part of one streamed answer of the batch in flight (anything else is dropped)."""
+        if message.batch_id == self.batch_id and 0 <= message.position < len(self.in_flight):
+            self.in_flight[message.position].part(message.response)
 
     def _finish_batch(self, result: wire.Result) -> None:
         self.pool.stats.inference.observe(time.monotonic() - self.sent_at)

@@ -42,17 +42,24 @@ log = logging.getLogger("podium.worker")
 
 
 def encode_response(value: Any) -> wire.Response:
-    """One handler response → status, content type and body."""
-    if type(value) is wire.Response:
-        return value  # already encoded (the torchserve handler sets status and headers)
+    """One handler response → status, content type and body (an error answer when the
+    value cannot be encoded)."""
     if isinstance(value, BaseException):
         return encode_error(value, debug=False)
-    if isinstance(value, bytes | bytearray | memoryview):
-        return wire.Response(200, BINARY, bytes(value))
     try:
-        return wire.Response(200, JSON, orjson.dumps(value, option=JSON_OPTIONS))
+        return encode_value(value)
     except TypeError as error:
         return encode_error(HandlerError(f"response is not JSON-serialisable: {error}"), False)
+
+
+def encode_value(value: Any) -> wire.Response:
+    """``bytes`` as they are, a ``wire.Response`` as it is, anything else as JSON (raises
+    ``TypeError`` when it is not JSON-serialisable)."""
+    if type(value) is wire.Response:
+        return value  # already encoded (the torchserve handler sets status and headers)
+    if isinstance(value, bytes | bytearray | memoryview):
+        return wire.Response(200, BINARY, bytes(value))
+    return wire.Response(200, JSON, orjson.dumps(value, option=JSON_OPTIONS))
 
 
 def encode_error(error: BaseException, debug: bool) -> wire.Response:
@@ -76,6 +83,7 @@ class Runner:
         self._metrics_sent = 0.0
         self._batch_id = 0
         self._offset = 0
+        self._size = 0
         self._streamed = False
         context.partial_sink = self.send_partial
 
@@ -95,7 +103,12 @@ class Runner:
         """``context.send_partial``: one part of request ``index``'s answer, sent now."""
         if self.send is None:
             return
-        status, content_type, body, headers = encode_response(part)
+        if not (type(index) is int and 0 <= index < self._size):
+            raise IndexError(f"send_partial: no request {index!r} in a batch of {self._size}")
+        try:
+            status, content_type, body, headers = encode_value(part)
+        except TypeError as error:
+            raise HandlerError(f"streamed part is not JSON-serialisable: {error}") from None
         self._streamed = True
         answer = (status, content_type, body, headers)
         self.send(wire.Partial(self._batch_id, self._offset + index, answer))
@@ -113,6 +126,7 @@ class Runner:
 
     def run(self, payloads: list[Any], offset: int) -> list[wire.Answer]:
         self._offset = offset
+        self._size = len(payloads)
         self._streamed = False
         try:
             return [encode_response(value) for value in self._handle(payloads)]

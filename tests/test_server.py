@@ -125,6 +125,14 @@ def test_a_handler_streams_parts_with_send_partial(echo_server: Server) -> None:
     assert json.loads(last)["echo"] == {"stream": 3}
 
 
+def test_a_part_for_no_request_or_not_encodable_is_a_handler_error(echo_server: Server) -> None:
+    nowhere = echo_server.post("/predictions/echo", {"stream": 1, "bad_part": "index"})
+    assert_error(nowhere, 500, "HandlerError", "no request 1 in a batch of 1")
+    wrong = echo_server.post("/predictions/echo", {"stream": 1, "bad_part": "type"})
+    assert_error(wrong, 500, "HandlerError", "not JSON-serialisable")
+    assert_serving(echo_server)
+
+
 def test_a_stream_whose_next_part_is_late_is_cut(echo_server: Server) -> None:
     # The first part came; the answer after it takes longer than the 2 s request timeout.
     with echo_server.http.stream(

@@ -26,6 +26,10 @@ class EchoHandler(Handler):
                 file.writelines(f"{request!r}\n" for request in batch)
         for index, request in enumerate(batch):
             if isinstance(request, dict):
+                if request.get("bad_part") == "index":
+                    self.context.send_partial(len(batch), {"part": "nowhere"})
+                if request.get("bad_part") == "type":
+                    self.context.send_partial(index, object())
                 for part in range(int(request.get("stream", 0))):
                     self.context.send_partial(index, {"part": part})
                 act(request)
