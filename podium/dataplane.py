@@ -80,7 +80,7 @@ class DataPlane:
             item = served.batcher.submit(payload)
             answer = await self.wait(item, until_gone)
             if isinstance(answer, Stream):
-                stats.answered(answer.status)
+                # Latency to the first part; the status is counted when the stream ends.
                 stats.latency.observe(time.monotonic() - item.arrival)
                 return answer
             if len(answer[2]) > self.max_response_bytes:
@@ -105,21 +105,28 @@ class DataPlane:
     async def parts(self, served: ModelVersion, stream: Stream) -> AsyncIterator[bytes]:
         """A stream's part bodies as they come. Each must come within the version's request
         timeout, and together they stay under the response size limit; else the stream is
-        cut with ``RequestTimeout`` or ``ResponseTooLarge``."""
+        cut with ``RequestTimeout`` or ``ResponseTooLarge``. The request is counted once it
+        ends: with the stream's status, or the error that cut it."""
         size = 0
-        while True:
-            try:
-                part = await stream.next(served.batcher.request_timeout)
-            except TimeoutError:
-                raise RequestTimeout() from None
-            if part is None:
-                return
-            size += len(part)
-            if size > self.max_response_bytes:
-                raise ResponseTooLarge(
-                    f"The model's streamed answer is over the {self.max_response_bytes} byte limit"
-                )
-            yield part
+        try:
+            while True:
+                try:
+                    part = await stream.next(served.batcher.request_timeout)
+                except TimeoutError:
+                    raise RequestTimeout() from None
+                if part is None:
+                    break
+                size += len(part)
+                if size > self.max_response_bytes:
+                    raise ResponseTooLarge(
+                        f"The model's streamed answer is over the {self.max_response_bytes} "
+                        "byte limit"
+                    )
+                yield part
+        except PodiumError as error:
+            served.stats.answered(error.status)
+            raise
+        served.stats.answered(stream.status)
 
     async def wait(
         self, item: Pending, until_gone: Callable[[], Awaitable[Any]] | None

@@ -143,6 +143,14 @@ def test_a_stream_whose_next_part_is_late_is_cut(echo_server: Server) -> None:
             b"".join(answer.iter_bytes())
     assert "streamed answer cut short" in echo_server.log.read_text()
     assert_serving(echo_server)
+    # Counted once, as what the client got in the end: a timeout, not a success.
+    counts = {
+        line.split('status="')[1].split('"')[0]: float(line.rsplit(" ", 1)[1])
+        for line in echo_server.http.get("/metrics").text.splitlines()
+        if line.startswith("podium_requests_total{") and 'model="echo"' in line
+    }
+    assert counts.get("504") == 1
+    assert counts.get("200") == 1  # assert_serving's request
 
 
 def test_wrong_method_and_unknown_route(echo_server: Server) -> None:
