@@ -212,6 +212,23 @@ def in_process_baseline(archive: Path, work: Path, seconds: float) -> dict[str, 
 # ----------------------------------------------------------------------------- servers
 
 
+def run_baseline(
+    script: str, archive: Path, work: Path, seconds: float, env: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """Run ``script --baseline-only ARCHIVE`` in a fresh process on the server core and
+    return the JSON line it prints last (the benchmarks' in-process timings)."""
+    command = [
+        "taskset", "-c", str(SERVER_CORE), sys.executable, script,
+        "--baseline-only", str(archive), "--duration", str(seconds),
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, cwd=work, env=env, check=False)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if done.returncode != 0 or not lines:
+        raise RuntimeError(f"in-process timing failed:\n{done.stdout}\n{done.stderr[-3000:]}")
+    result: dict[str, Any] = json.loads(lines[-1])
+    return result
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -199,17 +199,7 @@ def in_process_baseline(mar: Path, work: Path, seconds: int) -> dict[str, Any]:
     A fresh process, because this one is not pinned and torch, once its thread pool has
     started on every core, slows one-thread timings on a single core.
     """
-    command = [
-        "taskset", "-c", str(nsmc.SERVER_CORE), sys.executable, __file__,
-        "--baseline-only", str(mar), "--duration", str(seconds),
-    ]  # fmt: skip
-    env = {**os.environ, **ONE_THREAD}
-    done = subprocess.run(command, capture_output=True, text=True, cwd=work, env=env, check=False)
-    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
-    if done.returncode != 0 or not lines:
-        raise RuntimeError(f"in-process timing failed:\n{done.stdout}\n{done.stderr[-3000:]}")
-    result: dict[str, Any] = json.loads(lines[-1])
-    return result
+    return nsmc.run_baseline(__file__, mar, work, seconds, env={**os.environ, **ONE_THREAD})
 
 
 def time_handler(mar: Path, work: Path, seconds: float) -> dict[str, Any]:

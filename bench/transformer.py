@@ -31,7 +31,6 @@ import json
 import os
 import re
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -80,16 +79,7 @@ def in_process_baseline(archive: Path, work: Path, seconds: int) -> dict[str, An
     A fresh process, because this one trained the head with torch on every core: its
     thread pool, once started, slows one-thread timings on a single core by up to 2x.
     """
-    command = [
-        "taskset", "-c", str(nsmc.SERVER_CORE), sys.executable, __file__,
-        "--baseline-only", str(archive), "--duration", str(seconds),
-    ]  # fmt: skip
-    done = subprocess.run(command, capture_output=True, text=True, cwd=work, check=False)
-    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
-    if done.returncode != 0 or not lines:
-        raise RuntimeError(f"in-process timing failed:\n{done.stdout}\n{done.stderr[-2000:]}")
-    result: dict[str, Any] = json.loads(lines[-1])
-    return result
+    return nsmc.run_baseline(__file__, archive, work, seconds)
 
 
 def time_handler(archive: Path, work: Path, seconds: float) -> dict[str, Any]:

@@ -118,13 +118,13 @@ class Runner:
         self._batch_id = batch_id
         size = self.context.manifest.batch_size
         if len(payloads) <= size:
-            return self.run(payloads, 0)
+            return self.run(payloads)
         answers: list[wire.Answer] = []
         for start in range(0, len(payloads), size):
             answers += self.run(payloads[start : start + size], start)
         return answers
 
-    def run(self, payloads: list[Any], offset: int) -> list[wire.Answer]:
+    def run(self, payloads: list[Any], offset: int = 0) -> list[wire.Answer]:
         self._offset = offset
         self._size = len(payloads)
         self._streamed = False

@@ -84,7 +84,9 @@ def import_file(model_dir: Path, file_name: str) -> ModuleType:
     # The archive's folder goes on the path so the handler can import its extra files.
     if str(model_dir) not in sys.path:
         sys.path.insert(0, str(model_dir))
-    module_name = path.stem
+    # Imported under another name if it is named like a module already imported
+    # (json.py): it is the archive's file, and json stays json.
+    module_name = path.stem if path.stem not in sys.modules else f"_archive_{path.stem}"
     spec = importlib.util.spec_from_file_location(module_name, path)
     if spec is None or spec.loader is None:
         raise ImportError(f"cannot import {file_name}")

@@ -45,6 +45,7 @@ import yaml
 from podium import __version__, wire
 from podium.errors import HandlerError, InvalidInput
 from podium.handler import Context, Handler
+from podium.handlers import import_file
 from podium.handlers.torchserve_context import Context as TorchServeContext
 from podium.handlers.torchserve_context import Headers, Metrics, RequestProcessor
 
@@ -216,18 +217,8 @@ def load_entry_point(spec: str, model_dir: Path) -> tuple[EntryPoint, Callable[[
 
 
 def _import_handler(module_name: str, model_dir: Path, spec: str) -> ModuleType:
-    path = model_dir / f"{module_name}.py"
-    if path.is_file():
-        # By path, and under another name if the handler is named like a module already
-        # imported (json.py): it is the archive's file, and json stays json.
-        name = module_name if module_name not in sys.modules else f"_archive_{module_name}"
-        found = importlib.util.spec_from_file_location(name, path)
-        if found is None or found.loader is None:
-            raise ImportError(f"cannot import {path.name}")
-        module = importlib.util.module_from_spec(found)
-        sys.modules[name] = module
-        found.loader.exec_module(module)
-        return module
+    if (model_dir / f"{module_name}.py").is_file():
+        return import_file(model_dir, f"{module_name}.py")
     if (model_dir / module_name).is_dir():
         return importlib.import_module(module_name)
     try:

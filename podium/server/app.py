@@ -14,16 +14,15 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from podium import __version__
 from podium.dataplane import DataPlane, parse_payload
-from podium.errors import InvalidRequest, PodiumError, ServiceUnavailable
+from podium.errors import ServiceUnavailable
 from podium.metrics import exposition
 from podium.registry import Registry
+from podium.server.errors import json_errors
 from podium.server.inference import (
     InferenceEndpoint,
     documented_body,
@@ -100,21 +99,7 @@ def build_api(app: PodiumApp) -> FastAPI:
         lifespan=lifespan,
     )
 
-    @api.exception_handler(PodiumError)
-    async def podium_error(_: Request, error: PodiumError) -> Response:
-        return JSONResponse(dict(error.body()), error.status, headers=error.headers())
-
-    @api.exception_handler(RequestValidationError)
-    async def invalid_parameters(_: Request, error: RequestValidationError) -> Response:
-        first = error.errors()[0]
-        where = ".".join(str(part) for part in first.get("loc", ())) or "request"
-        invalid = InvalidRequest(f"{where}: {first.get('msg', 'invalid')}")
-        return JSONResponse(dict(invalid.body()), invalid.status)
-
-    @api.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, error: StarletteHTTPException) -> Response:
-        body = {"code": error.status_code, "type": "HTTPError", "message": str(error.detail)}
-        return JSONResponse(body, error.status_code, headers=error.headers)
+    json_errors(api)
 
     @api.get("/ping", tags=["health"], summary="Healthy once every model has its workers")
     async def ping() -> Response:

@@ -23,16 +23,15 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import orjson
-from fastapi import FastAPI, Query, Request
-from fastapi.exceptions import RequestValidationError
+from fastapi import FastAPI, Query
 from fastapi.responses import JSONResponse, Response
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from podium import __version__, wire
 from podium.dataplane import DataPlane
-from podium.errors import Forbidden, InvalidRequest, PodiumError, Unauthorized
+from podium.errors import Forbidden, InvalidRequest, Unauthorized
 from podium.fetch import download
 from podium.registry import ModelVersion, Registry
+from podium.server.errors import json_errors
 from podium.server.types import ASGIApp, Receive, Scope, Send
 
 PAGE_LIMIT = 100
@@ -82,21 +81,7 @@ def build_management(registry: Registry, token: str, token_file: Path | None = N
         guard.rotate(fresh)
         return {"token": fresh}
 
-    @api.exception_handler(PodiumError)
-    async def podium_error(_: Request, error: PodiumError) -> Response:
-        return JSONResponse(dict(error.body()), error.status, headers=error.headers())
-
-    @api.exception_handler(RequestValidationError)
-    async def invalid_parameters(_: Request, error: RequestValidationError) -> Response:
-        first = error.errors()[0]
-        where = ".".join(str(part) for part in first.get("loc", ())) or "request"
-        invalid = InvalidRequest(f"{where}: {first.get('msg', 'invalid')}")
-        return JSONResponse(dict(invalid.body()), invalid.status)
-
-    @api.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, error: StarletteHTTPException) -> Response:
-        body = {"code": error.status_code, "type": "HTTPError", "message": str(error.detail)}
-        return JSONResponse(body, error.status_code, headers=error.headers)
+    json_errors(api)
 
     @api.get("/models")
     async def list_models(
