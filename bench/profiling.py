@@ -36,7 +36,7 @@ Stack = tuple[tuple[str, str], ...]
 FRAME = re.compile(r"^(?P<name>.*) \((?P<file>[^()]*?)(?::\d+)?\)$")
 # Frames under every stack (process start, asyncio.run). When nothing else is on the
 # stack the process is in C code under the event loop: uvloop, httptools, system calls.
-ROOT_FRAMES = ("<module>", "runpy.py", "click/", "podium/cli.py", "podium/server/run.py",
+ROOT_FRAMES = ("<module>", "runpy.py", "click/", "podium/cli/", "podium/server/run.py",
                "uvicorn/main.py", "uvicorn/server.py", "uvicorn/_compat.py",
                "asyncio/runners.py")  # fmt: skip
 EVENT_LOOP_C = "event loop C code (uvloop, httptools, socket system calls)"

@@ -1,0 +1,52 @@
+"""``podium predict``: one request to a running server."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+import orjson
+
+from podium.cli.console import console
+from podium.errors import PodiumError
+
+
+@click.command()
+@click.argument("model")
+@click.option("--data", required=True, help="JSON text, or @FILE (JSON, or raw bytes if not JSON).")
+@click.option("--version", "version", help="Model version (default: the model's default).")
+@click.option("--url", default="http://127.0.0.1:8080", show_default=True, envvar="PODIUM_URL")
+@click.option("--stream", is_flag=True, help="Print the answer's parts as they arrive, as is.")
+def predict(model: str, data: str, version: str | None, url: str, stream: bool) -> None:
+    """Send one request to a running server and print the answer."""
+    from podium.client import Client
+
+    payload: Any
+    raw = Path(data[1:]).read_bytes() if data.startswith("@") else data.encode()
+    try:
+        payload = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        if not data.startswith("@"):
+            raise click.BadParameter(
+                "not valid JSON (use @FILE for raw bytes)", param_hint="--data"
+            ) from None
+        payload = raw
+    try:
+        with Client(url) as client:
+            if stream:
+                for part in client.stream(model, payload, version=version):
+                    sys.stdout.buffer.write(part)
+                    sys.stdout.flush()
+                return
+            answer = client.predict(model, payload, version=version)
+    except PodiumError as error:
+        console.print(f"[red]error {error.status}:[/red] {error.message}", highlight=False)
+        sys.exit(1)
+    except OSError as error:
+        raise click.ClickException(f"cannot reach {url}: {error}") from None
+    sys.stdout.buffer.write(
+        answer if isinstance(answer, bytes) else orjson.dumps(answer, option=orjson.OPT_INDENT_2)
+    )
+    sys.stdout.write("\n")

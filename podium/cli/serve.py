@@ -1,0 +1,90 @@
+"""``podium serve`` and the settings flags: one option per ``Settings`` field."""
+
+from __future__ import annotations
+
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal
+
+import click
+from pydantic.fields import FieldInfo
+
+from podium.cli.console import console
+from podium.errors import PodiumError
+from podium.settings import Settings
+
+
+def settings_options(command: Any) -> Any:
+    """Add one option per ``Settings`` field, so options are declared once (there)."""
+    for name, field in reversed(list(Settings.model_fields.items())):
+        if typing.get_origin(field.annotation) is dict:
+            continue  # per-model tables: podium.toml, PODIUM_* JSON, or --ts-config
+        command = click.option(*_flag(name, field), **_option(field))(command)
+    return command
+
+
+def _flag(name: str, field: FieldInfo) -> list[str]:
+    flag = "--" + name.replace("_", "-")
+    if field.annotation is bool:
+        return [f"{flag}/--no-{flag[2:]}", name]
+    return [flag, name]
+
+
+def _option(field: FieldInfo) -> dict[str, Any]:
+    annotation = field.annotation
+    options: dict[str, Any] = {"default": None, "help": field.description, "show_default": False}
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
+        annotation = args[0] if len(args) == 1 else annotation
+        args = list(typing.get_args(annotation))
+    if typing.get_origin(annotation) is list:
+        options["multiple"] = True
+        options["default"] = None
+    elif typing.get_origin(annotation) is Literal:
+        options["type"] = click.Choice([str(a) for a in args])
+    elif annotation in (int, float, str, bool):
+        options["type"] = annotation
+    elif annotation is Path:
+        options["type"] = click.Path(path_type=Path)
+    return options
+
+
+def build_settings(values: dict[str, Any], ts_config: Path | None = None) -> Settings:
+    """Flags given on the command line win over a TorchServe config.properties, which wins
+    over PODIUM_* variables and podium.toml."""
+    given = {k: v for k, v in values.items() if v is not None and v != ()}
+    if ts_config is not None:
+        from podium.torchserve_config import read_settings
+
+        try:
+            translated, ignored = read_settings(ts_config)
+        except PodiumError as error:
+            raise click.ClickException(error.message) from None
+        if ignored:
+            console.print(
+                f"[yellow]warning:[/yellow] {ts_config.name}: Podium ignores " + "; ".join(ignored),
+                highlight=False,
+            )
+        given = {**translated, **given}
+    try:
+        return Settings(**given)
+    except ValueError as error:
+        raise click.ClickException(str(error)) from None
+
+
+@click.command()
+@settings_options
+@click.option(
+    "--ts-config",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A TorchServe config.properties to read (flags given here win over it).",
+)
+def serve(ts_config: Path | None, **values: Any) -> None:
+    """Serve the models of a model store."""
+    from podium.server import run
+
+    settings = build_settings(values, ts_config)
+    if not settings.model_store.is_dir():
+        raise click.ClickException(f"model store {settings.model_store} is not a folder")
+    run(settings)
