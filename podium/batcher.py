@@ -159,9 +159,11 @@ class Batcher:
             if not batch:
                 self.pool.idle.appendleft(worker)
                 return
+            if not worker.run(batch):
+                self.pool.idle.appendleft(worker)
+                continue
             for start in range(0, len(batch), self.batch_size):
                 self.stats.batch_size.observe(min(self.batch_size, len(batch) - start))
-            worker.run(batch)
 
     def _wire_limit(self) -> int:
         """Requests for the worker just taken: one handler batch, or with a small batch size

@@ -6,6 +6,8 @@ Routes parse HTTP and call ``DataPlane.infer``; nothing here knows about ASGI.
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -25,6 +27,15 @@ from podium.errors import (
 from podium.registry import ModelVersion, Registry
 
 
+MAX_JSON_DEPTH = 64
+"""Deepest nesting of arrays and objects accepted in a JSON body. Tensors need a few
+levels; a few hundred would overflow the recursion of every later step (pickling the batch
+for its worker, the handler's own walk), so deeper bodies are refused while parsing."""
+
+LONG_NUMBER = re.compile(rb"\d{19}")
+"""A digit run that may be an integer beyond 64 bits, which orjson turns into a float."""
+
+
 def parse_payload(body: bytes, content_type: str) -> Any:
     """JSON bodies become Python values; any other body stays ``bytes``.
 
@@ -32,16 +43,63 @@ def parse_payload(body: bytes, content_type: str) -> Any:
     sends form encoding by default), else it is passed on as bytes.
     """
     if "json" in content_type:
-        try:
-            return orjson.loads(body)
-        except orjson.JSONDecodeError as error:
-            raise InvalidRequest(f"Body is not valid JSON: {error}") from None
+        return parse_json(body)
     if content_type in ("", "application/x-www-form-urlencoded") and body[:1] in b'{["':
         try:
-            return orjson.loads(body)
-        except orjson.JSONDecodeError:
-            pass
+            value = _loads(body)
+        except (ValueError, RecursionError):
+            return body
+        _check_nesting(body, value)
+        return value
     return body
+
+
+def parse_json(body: bytes) -> Any:
+    """A JSON body as Python values, refused (400) when malformed or nested too deep.
+
+    Integers past 64 bits stay exact: such bodies (rare) go through the standard library's
+    parser, since orjson would make floats of them."""
+    try:
+        value = _loads(body)
+    except (ValueError, RecursionError) as error:
+        raise InvalidRequest(f"Body is not valid JSON: {error}") from None
+    _check_nesting(body, value)
+    return value
+
+
+def _loads(body: bytes) -> Any:
+    if LONG_NUMBER.search(body) is None:
+        return orjson.loads(body)
+
+    def refuse(constant: str) -> Any:
+        raise ValueError(f"{constant} is not JSON")
+
+    return json.loads(body, parse_constant=refuse)
+
+
+def _check_nesting(body: bytes, value: Any) -> None:
+    # Depth is at most the number of opening brackets: most bodies need no walk.
+    if body.count(b"[") + body.count(b"{") > MAX_JSON_DEPTH:
+        check_depth(value)
+
+
+def check_depth(value: Any) -> None:
+    """Raise ``InvalidRequest`` if arrays and objects nest deeper than ``MAX_JSON_DEPTH``.
+
+    Walks one level at a time; a list of numbers is scanned at C speed (``map(type)``)."""
+    level = [value] if type(value) in (list, dict) else []
+    depth = 0
+    while level:
+        depth += 1
+        if depth > MAX_JSON_DEPTH:
+            raise InvalidRequest(f"Body is JSON nested deeper than {MAX_JSON_DEPTH} levels")
+        below: list[Any] = []
+        for container in level:
+            items = container.values() if type(container) is dict else container
+            kinds = set(map(type, items))
+            if list in kinds or dict in kinds:
+                below += [item for item in items if type(item) in (list, dict)]
+        level = below
 
 
 WATCH_AFTER = 0.05

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from podium import wire
-from podium.errors import WorkerDied
+from podium.errors import InvalidRequest, WorkerDied
 
 if TYPE_CHECKING:
     from podium.batcher import Pending
@@ -151,13 +151,27 @@ class WorkerProcess(asyncio.Protocol):
 
     # the front end's side
 
-    def run(self, batch: list[Pending]) -> None:
-        """Send a batch; its items' futures are resolved when the result comes back."""
+    def run(self, batch: list[Pending]) -> bool:
+        """Send a batch; its items' futures are resolved when the result comes back.
+
+        A request that cannot cross the wire (``wire.encode`` raises) is answered with the
+        error here and left out; returns False, the worker still idle, when none is left.
+        """
+        batch_id = self.batch_id + 1
+        try:
+            data = wire.encode(wire.Batch(batch_id, [item.payload for item in batch]))
+        except Exception:
+            batch = [item for item in batch if _sendable(item)]
+            if not batch:
+                return False
+            data = wire.encode(wire.Batch(batch_id, [item.payload for item in batch]))
         self.state = WorkerState.BUSY
-        self.batch_id += 1
+        self.batch_id = batch_id
         self.in_flight = batch
         self.sent_at = time.monotonic()
-        self._send(wire.Batch(self.batch_id, [item.payload for item in batch]))
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(data)
+        return True
 
     def _partial(self, message: wire.Partial) -> None:
         """A part of one streamed answer of the batch in flight (anything else is dropped)."""
@@ -189,6 +203,19 @@ class WorkerProcess(asyncio.Protocol):
         if self.process is not None and self.process.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 self.process.kill()
+
+
+def _sendable(item: Pending) -> bool:
+    """Whether a request can cross the wire; if not, it is answered with why."""
+    try:
+        wire.encode(wire.Batch(0, [item.payload]))
+    except Exception as error:
+        if not item.future.done():
+            item.future.set_exception(
+                InvalidRequest(f"The request cannot be passed to a worker: {error}")
+            )
+        return False
+    return True
 
 
 class WorkerPool:

@@ -12,7 +12,9 @@ included) never cross the wire.
 from __future__ import annotations
 
 import gc
+import json
 import logging
+import math
 import os
 import signal
 import socket
@@ -23,6 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy
 import orjson
 
 from podium import wire
@@ -48,6 +51,8 @@ def encode_response(value: Any) -> wire.Response:
         return encode_error(value, debug=False)
     try:
         return encode_value(value)
+    except NonFinite as error:
+        return encode_error(HandlerError(f"response is not valid JSON: {error}"), False)
     except TypeError as error:
         return encode_error(HandlerError(f"response is not JSON-serialisable: {error}"), False)
 
@@ -59,7 +64,51 @@ def encode_value(value: Any) -> wire.Response:
         return value  # already encoded (the torchserve handler sets status and headers)
     if isinstance(value, bytes | bytearray | memoryview):
         return wire.Response(200, BINARY, bytes(value))
-    return wire.Response(200, JSON, orjson.dumps(value, option=JSON_OPTIONS))
+    try:
+        body = orjson.dumps(value, option=JSON_OPTIONS)
+    except TypeError:
+        body = exact_json(value)  # integers past 64 bits; raises if still not JSON
+    # orjson writes NaN and infinities as null: refuse them rather than answer wrongly.
+    if b"null" in body and not all_finite(value):
+        raise NonFinite("the answer holds NaN or Infinity, which JSON cannot carry")
+    return wire.Response(200, JSON, body)
+
+
+class NonFinite(ValueError):
+    """A number in an answer that JSON cannot carry."""
+
+
+def exact_json(value: Any) -> bytes:
+    """JSON through the standard library, which writes integers of any size exactly."""
+
+    def default(item: Any) -> Any:
+        if hasattr(item, "tolist"):  # numpy arrays and scalars
+            return item.tolist()
+        raise TypeError(f"Type is not JSON serializable: {type(item).__name__}")
+
+    try:
+        text = json.dumps(value, default=default, allow_nan=False, separators=(",", ":"))
+    except ValueError as error:
+        raise NonFinite(str(error)) from None
+    return text.encode()
+
+
+def all_finite(value: Any) -> bool:
+    """Whether every float in ``value`` (numpy arrays included) is finite."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, float):
+            if not math.isfinite(item):
+                return False
+        elif isinstance(item, dict):
+            stack += item.values()
+        elif isinstance(item, list | tuple):
+            stack += item
+        elif hasattr(item, "dtype") and getattr(item.dtype, "kind", "") in "fc":
+            if not bool(numpy.isfinite(item).all()):
+                return False
+    return True
 
 
 def encode_error(error: BaseException, debug: bool) -> wire.Response:
@@ -107,7 +156,7 @@ class Runner:
             raise IndexError(f"send_partial: no request {index!r} in a batch of {self._size}")
         try:
             status, content_type, body, headers = encode_value(part)
-        except TypeError as error:
+        except (TypeError, NonFinite) as error:
             raise HandlerError(f"streamed part is not JSON-serialisable: {error}") from None
         self._streamed = True
         answer = (status, content_type, body, headers)

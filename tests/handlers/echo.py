@@ -39,9 +39,14 @@ class EchoHandler(Handler):
                 "echo": request if not isinstance(request, bytes) else request.hex(),
                 "batch_size": len(batch),
                 "pid": pid,
+                **({"value": float("nan")} if _asks(request, "answer_nan") else {}),
             }
             for request in batch
         ]
+
+
+def _asks(request: Any, key: str) -> bool:
+    return isinstance(request, dict) and bool(request.get(key))
 
 
 def act(request: dict[str, Any]) -> None:
