@@ -131,6 +131,13 @@ class Batcher:
         self._schedule()
         return item
 
+    def abandon(self, error: Exception) -> None:
+        """Answer every queued request with ``error`` (the server is going away)."""
+        while self.queue:
+            item = self.queue.popleft()
+            if not item.future.done():
+                item.future.set_exception(error)
+
     def _schedule(self) -> None:
         if not self._scheduled:
             self._scheduled = True

@@ -26,7 +26,6 @@ from podium.errors import (
 )
 from podium.registry import ModelVersion, Registry
 
-
 MAX_JSON_DEPTH = 64
 """Deepest nesting of arrays and objects accepted in a JSON body. Tensors need a few
 levels; a few hundred would overflow the recursion of every later step (pickling the batch

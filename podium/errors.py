@@ -8,12 +8,14 @@
     ├── ModelNotFound               404  no such model or version
     ├── Conflict                    409  already registered; still the default
     ├── PayloadTooLarge             413  body over ``max_body_bytes``
+    ├── MisdirectedRequest          421  a Host header this server does not answer to
     ├── HandlerError                500  the handler raised something else
     │   └── ResponseTooLarge        500  the answer is over ``max_response_bytes``
     ├── ServiceUnavailable          503  answered with ``Retry-After``
     │   ├── QueueFull               503  the version's queue is at ``max_queue``
     │   ├── ModelNotReady           503  no live worker for the version yet
     │   ├── WorkerDied              503  the worker holding the request exited
+    │   ├── ModelFailed             503  the version's loads failed past its budget
     │   └── ShuttingDown            503  the server is draining
     ├── RequestTimeout              504  no answer within ``request_timeout``
     ├── ClientDisconnected          499  the client left; nothing is sent
@@ -98,6 +100,14 @@ class PayloadTooLarge(PodiumError):
     default_message = "Request body too large"
 
 
+class MisdirectedRequest(PodiumError):
+    """The Host header names neither the bound address, a loopback name, nor an allowed
+    host (a web page reaching a loopback server through DNS rebinding sends such a name)."""
+
+    status = 421
+    default_message = "This server does not answer to that Host"
+
+
 class HandlerError(PodiumError):
     status = 500
     default_message = "The model's handler failed"
@@ -126,6 +136,14 @@ class ModelNotReady(ServiceUnavailable):
 
 class WorkerDied(ServiceUnavailable):
     default_message = "The worker serving this request exited; retry"
+
+
+class ModelFailed(ServiceUnavailable):
+    """The version's workers failed to load too many times in a row; it no longer retries
+    until it is registered again or scaled. The message names the last error."""
+
+    default_message = "The model failed to load"
+    retry_after = 30
 
 
 class ShuttingDown(ServiceUnavailable):
@@ -174,12 +192,14 @@ ERRORS_BY_CODE: dict[str, type[PodiumError]] = {
         ModelNotFound,
         Conflict,
         PayloadTooLarge,
+        MisdirectedRequest,
         HandlerError,
         ResponseTooLarge,
         ServiceUnavailable,
         QueueFull,
         ModelNotReady,
         WorkerDied,
+        ModelFailed,
         ShuttingDown,
         RequestTimeout,
         ClientDisconnected,

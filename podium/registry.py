@@ -260,8 +260,14 @@ class Registry:
         keeps serving the others and stays healthy."""
         return not self.starting and all(v.ready for v in self.versions())
 
-    async def stop(self) -> None:
-        await asyncio.gather(*(v.pool.stop() for v in self.versions()))
+    def abandon(self, error: PodiumError) -> None:
+        """Answer every queued and running request of every version with ``error``."""
+        for served in self.versions():
+            served.batcher.abandon(error)
+            served.pool.abandon(error)
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        await asyncio.gather(*(v.pool.stop(timeout) for v in self.versions()))
         if self._own_work_dir and self._work_dir is not None:
             shutil.rmtree(self._work_dir, ignore_errors=True)
 

@@ -78,6 +78,10 @@ class Settings(BaseSettings):
     inference_token: str | None = None
     """Bearer token for the inference API (required, and generated if unset, whenever the
     inference API listens beyond loopback and auth is on)."""
+    allowed_hosts: list[str] = Field(default_factory=list)
+    """Host names requests may carry besides the bound address and, on loopback,
+    localhost/127.0.0.1/::1 (others get 421: DNS rebinding); ["*"] turns the check off.
+    Beyond loopback, Host is checked only when this is set."""
     auth: bool = True
     """Require the inference token on a non-loopback address (--no-auth: explicitly not)."""
     allowed_urls: list[str] = Field(default_factory=list)

@@ -131,16 +131,21 @@ class WorkerProcess(asyncio.Protocol):
         self.state = WorkerState.DEAD
         if self.ready.done() and not self.ready.exception():
             self.pool.worker_lost(self)
-        for item in self.in_flight:
-            if item.stream is not None:
-                item.stream.end(WorkerDied())
-            elif not item.future.done():
-                item.future.set_exception(WorkerDied())
+        self.abandon(WorkerDied())
         self.in_flight = []
         if not self.ready.done():
             self.ready.set_exception(WorkerDied())
         self.ready.exception()  # mark retrieved: nobody may be waiting on it any more
         asyncio.get_running_loop().create_task(self._reap(previous))
+
+    def abandon(self, error: Exception) -> None:
+        """Answer the requests of the batch in flight with ``error`` (a late result for
+        them is dropped: their futures are done)."""
+        for item in self.in_flight:
+            if item.stream is not None:
+                item.stream.end(error)
+            elif not item.future.done():
+                item.future.set_exception(error)
 
     async def _reap(self, previous: WorkerState) -> None:
         status = await self.process.wait() if self.process else None
@@ -389,6 +394,11 @@ class WorkerPool:
         await asyncio.sleep(delay)
         if not self._closing and len(self.workers) < self.target:
             await self._spawn()
+
+    def abandon(self, error: Exception) -> None:
+        """Answer every request the workers hold with ``error``."""
+        for worker in self.workers:
+            worker.abandon(error)
 
     async def stop(self, timeout: float = 10.0) -> None:
         """Let each worker finish its batch and exit; kill those that do not in time."""

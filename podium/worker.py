@@ -105,9 +105,12 @@ def all_finite(value: Any) -> bool:
             stack += item.values()
         elif isinstance(item, list | tuple):
             stack += item
-        elif hasattr(item, "dtype") and getattr(item.dtype, "kind", "") in "fc":
-            if not bool(numpy.isfinite(item).all()):
-                return False
+        elif (
+            hasattr(item, "dtype")
+            and getattr(item.dtype, "kind", "") in "fc"
+            and not bool(numpy.isfinite(item).all())
+        ):
+            return False
     return True
 
 

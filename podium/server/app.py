@@ -19,10 +19,11 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from podium import __version__
 from podium.dataplane import DataPlane, parse_payload
-from podium.errors import ServiceUnavailable
+from podium.errors import ServiceUnavailable, ShuttingDown
 from podium.metrics import exposition
 from podium.registry import Registry
 from podium.server.errors import json_errors
+from podium.server.hosts import guard_hosts
 from podium.server.inference import (
     InferenceEndpoint,
     documented_body,
@@ -30,7 +31,7 @@ from podium.server.inference import (
     is_inference,
 )
 from podium.server.management import TokenGuard, build_management
-from podium.server.types import Receive, Scope, Send
+from podium.server.types import ASGIApp, Receive, Scope, Send
 from podium.settings import Settings
 
 log = logging.getLogger("podium.server")
@@ -56,11 +57,24 @@ class PodiumApp:
         self.management = (
             build_management(self.registry, token, settings.token_file) if token else None
         )
+        if self.management is not None:
+            self.management = guard_hosts(
+                self.management, settings.management_host, settings.allowed_hosts
+            )
         # Beyond loopback the inference side is guarded too (/ping stays open for probes).
-        self.public = (
+        public: ASGIApp = (
             TokenGuard(self.route_public, inference_token, frozenset({"/ping"}))
             if inference_token
             else self.route_public
+        )
+        self.public = guard_hosts(public, settings.host, settings.allowed_hosts)
+
+    def begin_drain(self) -> None:
+        """Shutdown began: refuse new requests; at ``drain_timeout``, answer those still
+        waiting or running 503 ``ShuttingDown``."""
+        self.dataplane.draining = True
+        asyncio.get_running_loop().call_later(
+            self.settings.drain_timeout, self.registry.abandon, ShuttingDown()
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -90,7 +104,8 @@ def build_api(app: PodiumApp) -> FastAPI:
             app.dataplane.draining = True
             loading.cancel()
             await asyncio.gather(loading, return_exceptions=True)
-            await app.registry.stop()
+            # Past the drain: workers still in a batch get a moment, then are killed.
+            await app.registry.stop(timeout=2.0)
 
     api = FastAPI(
         title="Podium",

@@ -50,12 +50,14 @@ class TokenGuard:
         self.rotate(token)
 
     def rotate(self, token: str) -> None:
-        self.expected = f"Bearer {token}".encode()
+        self.expected = token.encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"] not in self.open_paths:
-            given = dict(scope["headers"]).get(b"authorization", b"")
-            if not hmac.compare_digest(given, self.expected):
+            scheme, _, given = dict(scope["headers"]).get(b"authorization", b"").partition(b" ")
+            # Auth schemes are case-insensitive (RFC 9110); compare the token in constant time.
+            valid = hmac.compare_digest(given.strip(), self.expected)
+            if not (valid and scheme.lower() == b"bearer"):
                 response = JSONResponse(
                     dict(Unauthorized().body()), 401, headers={"WWW-Authenticate": "Bearer"}
                 )

@@ -41,6 +41,10 @@ HEAD_TOO_LARGE = _answer(b"431 Request Header Fields Too Large", b"Request head 
 TOO_SLOW = _answer(b"408 Request Timeout", b"The request was sent too slowly")
 
 
+class HeadTooLarge(Exception):
+    """Raised inside the parser's callbacks to stop a head over ``MAX_HEAD_BYTES``."""
+
+
 class LimitedHttpToolsProtocol(HttpToolsProtocol):
     """``HttpToolsProtocol`` that refuses oversized heads and too slow clients."""
 
@@ -49,6 +53,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         self.head_bytes = 0
+        self.parsed_head_bytes = 0
         self.in_head = True
         self.sending_since: float | None = time.monotonic()
         super().connection_made(transport)
@@ -68,7 +73,33 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         self.sending_since = time.monotonic()
+        self.parsed_head_bytes = 0
         super().on_message_begin()
+
+    # A head that arrives in one write is parsed whole inside one ``data_received``: its
+    # size is counted as the parser hands over the URL and each header.
+
+    def on_url(self, url: bytes) -> None:
+        self._count_head(len(url))
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._count_head(len(name) + len(value) + 4)
+        super().on_header(name, value)
+
+    def _count_head(self, size: int) -> None:
+        self.parsed_head_bytes += size
+        if self.parsed_head_bytes > MAX_HEAD_BYTES:
+            # Stops the parser; uvicorn then calls send_400_response, answered 431 below.
+            raise HeadTooLarge()
+
+    def send_400_response(self, msg: str) -> None:
+        if self.parsed_head_bytes > MAX_HEAD_BYTES:
+            if not self.transport.is_closing():
+                self.transport.write(HEAD_TOO_LARGE)
+                self.transport.close()
+            return
+        super().send_400_response(msg)
 
     def on_headers_complete(self) -> None:
         self.in_head = False

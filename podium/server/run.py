@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gc
-import ipaddress
 import logging
 import secrets
 import signal
@@ -13,6 +12,7 @@ from types import FrameType
 import uvicorn
 
 from podium.server.app import PodiumApp
+from podium.server.hosts import is_loopback
 from podium.server.management import write_secret
 from podium.server.protocol import limited_protocol
 from podium.settings import Settings
@@ -49,11 +49,13 @@ def run(settings: Settings) -> None:
         http=limited_protocol(settings.client_timeout),
         lifespan="on",
         access_log=settings.access_log,
-        timeout_graceful_shutdown=int(settings.drain_timeout),
+        # Podium answers what is left at drain_timeout itself (503 ShuttingDown); uvicorn's
+        # own cut, a second later, would answer a plain-text 500.
+        timeout_graceful_shutdown=int(settings.drain_timeout) + 2,
         log_level="debug" if settings.debug else "info",
         server_header=False,
     )
-    DrainingServer(config).run(sockets=sockets)
+    DrainingServer(config, app).run(sockets=sockets)
 
 
 def listen(host: str, port: int) -> socket.socket:
@@ -95,13 +97,6 @@ def inference_token(settings: Settings) -> str | None:
     return token
 
 
-def is_loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"
-
-
 def warn_if_exposed(host: str, what: str, guarded: bool) -> None:
     if not is_loopback(host) and not guarded:
         log.warning(
@@ -118,6 +113,14 @@ class DrainingServer(uvicorn.Server):
     Uvicorn re-raises the signal once it has shut down, so the process dies of it; a
     drained SIGTERM is a requested, clean exit, and orchestrators read it as one.
     """
+
+    def __init__(self, config: uvicorn.Config, app: PodiumApp) -> None:
+        super().__init__(config)
+        self.podium = app
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        self.podium.begin_drain()
+        await super().shutdown(sockets)
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         super().handle_exit(sig, frame)
