@@ -10,6 +10,11 @@ Layout of ``NAME-VERSION.podium``::
 ``pack`` writes one, ``read_manifest`` reads and validates its manifest, ``verify`` checks
 every hash, and ``unpack`` extracts it safely: no absolute paths, no ``..``, no links, no
 member or total size over the limits, every hash checked before the handler can load it.
+
+``UnpackLimits`` caps what one archive may unpack to (``max_unpacked_bytes`` and
+``max_compression_ratio`` in the settings): the sizes the zip headers declare are checked
+first, to refuse early, and the bytes actually inflated are counted as they are read, so
+a header that lies cannot get past the limits either.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import os
 import stat
 import zipfile
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
@@ -35,7 +41,10 @@ BUILTIN_HANDLERS = ("onnx", "sklearn", "torch", "torchserve", "transformers")
 MAR_SUFFIX = ".mar"
 
 MAX_MEMBER_BYTES = 8 * 1024**3
-MAX_TOTAL_BYTES = 16 * 1024**3
+MAX_UNPACKED_BYTES = 16 * 1024**3
+MAX_COMPRESSION_RATIO = 200.0
+RATIO_EXEMPT_BYTES = 16 * 1024**2
+"""An archive may always unpack to this much, whatever its compression ratio."""
 MAX_MEMBERS = 10_000
 MAX_MANIFEST_BYTES = 1024**2
 CHUNK = 1024**2
@@ -81,6 +90,56 @@ class Manifest(BaseModel):
     @property
     def key(self) -> str:
         return f"{self.name}/{self.version}"
+
+
+@dataclass(frozen=True)
+class UnpackLimits:
+    """How much one archive may unpack to: ``max_bytes`` in all, and ``max_ratio`` times
+    the archive's own size (past ``RATIO_EXEMPT_BYTES``).
+
+    >>> UnpackLimits(max_bytes=2 * 1024**3, max_ratio=100)
+    UnpackLimits(max_bytes=2147483648, max_ratio=100)
+    """
+
+    max_bytes: int = MAX_UNPACKED_BYTES
+    max_ratio: float = MAX_COMPRESSION_RATIO
+
+
+DEFAULT_LIMITS = UnpackLimits()
+
+
+class UnpackBudget:
+    """What one archive may still unpack to; ``spend`` counts bytes as they are inflated."""
+
+    def __init__(self, limits: UnpackLimits, archive_bytes: int, label: str) -> None:
+        self.limits = limits
+        self.label = label
+        self.by_ratio = max(int(limits.max_ratio * archive_bytes), RATIO_EXEMPT_BYTES)
+        self.spent = 0
+
+    @classmethod
+    def of(cls, path: Path, limits: UnpackLimits) -> UnpackBudget:
+        """The budget of the archive at ``path``, from its size on disk."""
+        return cls(limits, path.stat().st_size, path.name)
+
+    def check(self, total: int) -> None:
+        """Refuse (``ArchiveError``, naming the limit) if unpacking ``total`` bytes in all
+        would break a limit."""
+        if total > self.by_ratio:
+            raise ArchiveError(
+                f"{self.label}: unpacks to more than max_compression_ratio "
+                f"({self.limits.max_ratio:g}) times its own size (a zip bomb?)"
+            )
+        if total > self.limits.max_bytes:
+            raise ArchiveError(
+                f"{self.label}: unpacks to more than max_unpacked_bytes "
+                f"({self.limits.max_bytes} bytes)"
+            )
+
+    def spend(self, count: int) -> None:
+        """Count ``count`` more bytes inflated; refuse past a limit."""
+        self.spent += count
+        self.check(self.spent)
 
 
 def check_member_name(name: str) -> None:
@@ -182,9 +241,11 @@ def _manifest_of(archive: zipfile.ZipFile, label: str) -> Manifest:
         raise ArchiveError(f"{label}: invalid manifest: {where}: {first['msg']}") from None
 
 
-def check_members(archive: zipfile.ZipFile, listed: set[str] | None, label: str) -> None:
-    """Every member's name, type and size; with ``listed``, also that the manifest names
-    exactly the members present."""
+def check_members(
+    archive: zipfile.ZipFile, listed: set[str] | None, label: str, budget: UnpackBudget
+) -> None:
+    """Every member's name, type and declared size (against ``budget``); with ``listed``,
+    also that the manifest names exactly the members present."""
     infos = archive.infolist()
     if len(infos) > MAX_MEMBERS:
         raise ArchiveError(f"{label}: more than {MAX_MEMBERS} members")
@@ -201,8 +262,7 @@ def check_members(archive: zipfile.ZipFile, listed: set[str] | None, label: str)
         if info.file_size > MAX_MEMBER_BYTES:
             raise ArchiveError(f"{label}: {info.filename!r} is larger than the member limit")
         total += info.file_size
-    if total > MAX_TOTAL_BYTES:
-        raise ArchiveError(f"{label}: unpacked size exceeds {MAX_TOTAL_BYTES} bytes")
+    budget.check(total)
     if listed is None:
         return
     missing = listed - {info.filename for info in infos}
@@ -211,10 +271,16 @@ def check_members(archive: zipfile.ZipFile, listed: set[str] | None, label: str)
 
 
 def copy_member(
-    archive: zipfile.ZipFile, name: str, expected: str | None, label: str, target: Path | None
+    archive: zipfile.ZipFile,
+    name: str,
+    expected: str | None,
+    label: str,
+    target: Path | None,
+    budget: UnpackBudget,
 ) -> None:
-    """Stream one member, hashing it and (if ``target``) writing it; check its size, and its
-    hash unless ``expected`` is None (a .mar carries no hashes)."""
+    """Stream one member, hashing it and (if ``target``) writing it; check its size, each
+    chunk against ``budget`` before it is written, and its hash unless ``expected`` is None
+    (a .mar carries no hashes)."""
     info = archive.getinfo(name)
     digest = hashlib.sha256()
     written = 0
@@ -225,6 +291,7 @@ def copy_member(
                 written += len(chunk)
                 if written > info.file_size:
                     raise ArchiveError(f"{label}: {name!r} is larger than its header says")
+                budget.spend(len(chunk))
                 digest.update(chunk)
                 if sink is not None:
                     sink.write(chunk)
@@ -237,33 +304,37 @@ def copy_member(
         raise ArchiveError(f"{label}: hash mismatch for {name!r} (tampered or corrupt)")
 
 
-def verify(path: Path) -> Manifest:
-    """Check the manifest, every member name and every hash; return the manifest."""
+def verify(path: Path, limits: UnpackLimits = DEFAULT_LIMITS) -> Manifest:
+    """Check the manifest, every member name and every hash, reading every member (and
+    writing none) within ``limits``; return the manifest."""
     if path.suffix == MAR_SUFFIX:
         from podium import mar
 
-        return mar.verify(path)
+        return mar.verify(path, limits)
     with open_zip(path) as archive:
+        budget = UnpackBudget.of(path, limits)
         manifest = _manifest_of(archive, path.name)
-        check_members(archive, set(manifest.files), path.name)
+        check_members(archive, set(manifest.files), path.name, budget)
         for name, expected in manifest.files.items():
-            copy_member(archive, name, expected, path.name, None)
+            copy_member(archive, name, expected, path.name, None, budget)
     return manifest
 
 
-def unpack(path: Path, target: Path) -> Manifest:
-    """Extract a verified archive into the new folder ``target``; return its manifest.
+def unpack(path: Path, target: Path, limits: UnpackLimits = DEFAULT_LIMITS) -> Manifest:
+    """Extract a verified archive into the new folder ``target`` within ``limits``; return
+    its manifest.
 
     Nothing is left behind on failure, and nothing lands outside ``target``.
     """
     if path.suffix == MAR_SUFFIX:
         from podium import mar
 
-        return mar.unpack(path, target)
+        return mar.unpack(path, target, limits)
     with open_zip(path) as archive:
+        budget = UnpackBudget.of(path, limits)
         manifest = _manifest_of(archive, path.name)
-        check_members(archive, set(manifest.files), path.name)
-        return extract(archive, manifest, manifest.files, path.name, target)
+        check_members(archive, set(manifest.files), path.name, budget)
+        return extract(archive, manifest, manifest.files, path.name, target, budget)
 
 
 def extract(
@@ -272,9 +343,11 @@ def extract(
     members: Mapping[str, str | None],
     label: str,
     target: Path,
+    budget: UnpackBudget,
 ) -> Manifest:
     """Write ``members`` (name → expected sha256, or None) of a checked archive into the new
-    folder ``target``, then the manifest the worker reads. All or nothing."""
+    folder ``target``, then the manifest the worker reads; every byte written is counted
+    against ``budget``. All or nothing."""
     target.mkdir(parents=True, mode=0o700)
     try:
         root = target.resolve()
@@ -283,7 +356,7 @@ def extract(
             if not destination.is_relative_to(root):
                 raise ArchiveError(f"{label}: {name!r} escapes the target folder")
             destination.parent.mkdir(parents=True, exist_ok=True)
-            copy_member(archive, name, expected, label, destination)
+            copy_member(archive, name, expected, label, destination, budget)
         # The worker reads the manifest from here; it is the validated one.
         (root / MANIFEST_PATH).parent.mkdir(exist_ok=True)
         (root / MANIFEST_PATH).write_text(manifest.model_dump_json(indent=2))

@@ -97,23 +97,29 @@ def read_manifest(path: Path) -> Manifest:
         return _manifest_of(mar, path.name)
 
 
-def verify(path: Path) -> Manifest:
-    """Check the manifest, every member's name, type and size, and every CRC."""
+def verify(path: Path, limits: archive.UnpackLimits = archive.DEFAULT_LIMITS) -> Manifest:
+    """Check the manifest, every member's name, type and size, and every CRC, reading
+    every member (and writing none) within ``limits``."""
     with _open(path) as mar:
+        budget = archive.UnpackBudget.of(path, limits)
         manifest = _manifest_of(mar, path.name)
-        archive.check_members(mar, None, path.name)
+        archive.check_members(mar, None, path.name, budget)
         for name in _members(mar):
-            archive.copy_member(mar, name, None, path.name, None)
+            archive.copy_member(mar, name, None, path.name, None, budget)
     return manifest
 
 
-def unpack(path: Path, target: Path) -> Manifest:
-    """Extract a ``.mar`` safely into the new folder ``target``; return its manifest."""
+def unpack(
+    path: Path, target: Path, limits: archive.UnpackLimits = archive.DEFAULT_LIMITS
+) -> Manifest:
+    """Extract a ``.mar`` safely into the new folder ``target`` within ``limits``; return
+    its manifest."""
     with _open(path) as mar:
+        budget = archive.UnpackBudget.of(path, limits)
         manifest = _manifest_of(mar, path.name)
-        archive.check_members(mar, None, path.name)
+        archive.check_members(mar, None, path.name, budget)
         members: dict[str, str | None] = dict.fromkeys(_members(mar))
-        return archive.extract(mar, manifest, members, path.name, target)
+        return archive.extract(mar, manifest, members, path.name, target, budget)
 
 
 def convert(

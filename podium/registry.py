@@ -116,7 +116,11 @@ class Registry:
         model_dir = self.work_dir / f"{manifest.name}-{manifest.version}"
         if model_dir.exists():
             shutil.rmtree(model_dir)
-        archive.unpack(stored.path, model_dir)
+        archive.unpack(
+            stored.path,
+            model_dir,
+            archive.UnpackLimits(settings.max_unpacked_bytes, settings.max_compression_ratio),
+        )
         # The worker reads the manifest from the folder: it must see any overrides.
         (model_dir / archive.MANIFEST_PATH).write_text(manifest.model_dump_json(indent=2))
         if manifest.requirements and settings.install_requirements:

@@ -88,6 +88,12 @@ class Settings(BaseSettings):
     """URL prefixes archives may be registered from (empty: registration by URL is off)."""
     max_archive_bytes: int = Field(default=4 * 1024**3, ge=1)
     """Largest archive fetched from an allowed URL."""
+    max_unpacked_bytes: int = Field(default=16 * 1024**3, ge=1)
+    """Most bytes one archive may unpack to, counted as they are written (whatever its
+    zip headers say); larger archives are refused."""
+    max_compression_ratio: float = Field(default=200.0, ge=1)
+    """Most times its own size an archive may unpack to (zip bombs); any archive may
+    unpack to 16 MiB."""
     max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
     """Largest request body accepted; larger ones get 413."""
     max_response_bytes: int = Field(default=64 * 1024 * 1024, ge=1)

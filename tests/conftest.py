@@ -237,3 +237,54 @@ def torch_model_archiver(*arguments: str) -> None:
     done = subprocess.run([str(command), *arguments], capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"torch-model-archiver failed:\n{done.stdout}{done.stderr}")
+
+
+def zip_bomb(path: Path, zeros: int, *, name: str = "bomb", mar: bool = False) -> Path:
+    """A well-formed archive of model ``name`` (a valid manifest; for a .podium, true
+    hashes) whose member ``zeros.bin`` is ``zeros`` zero bytes: about a thousandth of that
+    on disk."""
+    import hashlib
+    import zipfile
+
+    import orjson
+
+    from podium.archive import MANIFEST_PATH
+
+    chunk = bytes(1024**2)
+    digest = hashlib.sha256()
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as target:
+        with target.open("zeros.bin", "w") as member:
+            for start in range(0, zeros, len(chunk)):
+                block = chunk[: min(len(chunk), zeros - start)]
+                member.write(block)
+                digest.update(block)
+        target.write(HANDLERS / "echo.py", "echo.py")
+        if mar:
+            model = {"modelName": name, "handler": "echo.py"}
+            target.writestr("MAR-INF/MANIFEST.json", orjson.dumps({"model": model}))
+        else:
+            files = {
+                "zeros.bin": digest.hexdigest(),
+                "echo.py": hashlib.sha256((HANDLERS / "echo.py").read_bytes()).hexdigest(),
+            }
+            manifest = Manifest(name=name, handler="echo.py:EchoHandler", files=files)
+            target.writestr(MANIFEST_PATH, manifest.model_dump_json())
+    return path
+
+
+def lie_about_size(path: Path, member: str, size: int, crc: int | None = None) -> None:
+    """Rewrite the central directory entry of ``member`` to claim ``size`` uncompressed
+    bytes (and ``crc``, if given); its data is left as it is."""
+    data = bytearray(path.read_bytes())
+    entry = data.rfind(b"PK\x01\x02")
+    name = member.encode()
+    while entry != -1:
+        length = int.from_bytes(data[entry + 28 : entry + 30], "little")
+        if data[entry + 46 : entry + 46 + length] == name:
+            break
+        entry = data.rfind(b"PK\x01\x02", 0, entry)
+    assert entry != -1, f"{member} is not in {path}"
+    data[entry + 24 : entry + 28] = size.to_bytes(4, "little")
+    if crc is not None:
+        data[entry + 16 : entry + 20] = crc.to_bytes(4, "little")
+    path.write_bytes(bytes(data))

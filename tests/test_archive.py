@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import stat
+import time
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -13,7 +15,14 @@ import pytest
 from podium import archive
 from podium.archive import MANIFEST_PATH, Manifest, pack, read_manifest, unpack, verify
 from podium.errors import ArchiveError
-from tests.conftest import HANDLERS, tamper
+from tests.conftest import (
+    HANDLERS,
+    MakeArchive,
+    StartServer,
+    lie_about_size,
+    tamper,
+    zip_bomb,
+)
 
 
 @pytest.fixture
@@ -179,3 +188,95 @@ def test_pack_refuses_unsafe_names(tmp_path: Path) -> None:
         pack(manifest, {"../x.py": HANDLERS / "echo.py"}, tmp_path)
     with pytest.raises(ArchiveError, match="reserved"):
         pack(manifest, {MANIFEST_PATH: HANDLERS / "echo.py"}, tmp_path)
+
+
+BOMB_ZEROS = 64 * 1024**2
+
+
+def test_a_zip_bomb_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    bomb = zip_bomb(tmp_path / "bomb-1.0.podium", BOMB_ZEROS)
+    assert bomb.stat().st_size < BOMB_ZEROS / 500
+    with pytest.raises(ArchiveError, match=r"bomb-1\.0\.podium: .*max_compression_ratio"):
+        unpack(bomb, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(ArchiveError, match="max_compression_ratio"):
+        verify(bomb)
+
+
+def test_the_unpacked_size_limit(tmp_path: Path) -> None:
+    folder = tmp_path / "assets"
+    folder.mkdir()
+    (folder / "weights.bin").write_bytes(os.urandom(2 * 1024**2))
+    manifest = Manifest(name="big", handler="echo.py")
+    files = {"echo.py": HANDLERS / "echo.py", "weights.bin": folder / "weights.bin"}
+    big = pack(manifest, files, tmp_path / "store")
+    limits = archive.UnpackLimits(max_bytes=1024**2)
+    with pytest.raises(ArchiveError, match=r"big-1\.0\.podium: .*max_unpacked_bytes"):
+        unpack(big, tmp_path / "out", limits)
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(ArchiveError, match="max_unpacked_bytes"):
+        verify(big, limits)
+    assert unpack(big, tmp_path / "out").name == "big"  # the default limits let it through
+
+
+def test_extract_counts_the_bytes_it_writes(tmp_path: Path) -> None:
+    # No header check first: extract's own count stops the bomb.
+    bomb = zip_bomb(tmp_path / "bomb-1.0.podium", BOMB_ZEROS)
+    manifest = read_manifest(bomb)
+    budget = archive.UnpackBudget(archive.UnpackLimits(), bomb.stat().st_size, bomb.name)
+    with zipfile.ZipFile(bomb) as zf, pytest.raises(ArchiveError, match="max_compression_ratio"):
+        archive.extract(zf, manifest, manifest.files, bomb.name, tmp_path / "out", budget)
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_header_that_understates_a_member_writes_no_more_than_it_says(tmp_path: Path) -> None:
+    bomb = zip_bomb(tmp_path / "bomb-1.0.podium", BOMB_ZEROS)
+    lie_about_size(bomb, "zeros.bin", 1024)
+    started = time.monotonic()
+    with pytest.raises(ArchiveError, match=r"'zeros\.bin'"):
+        unpack(bomb, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(ArchiveError, match=r"'zeros\.bin'"):
+        verify(bomb)
+    assert time.monotonic() - started < 5
+
+
+def test_inspect_refuses_a_zip_bomb(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from podium.cli import main
+
+    bomb = zip_bomb(tmp_path / "bomb-1.0.podium", BOMB_ZEROS)
+    result = CliRunner().invoke(main, ["inspect", str(bomb)])
+    assert result.exit_code == 1
+    assert "max_compression_ratio" in result.output
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["bomb-1.0.podium"]
+
+
+def test_serve_refuses_archives_over_the_limits_and_serves_the_rest(
+    make_archive: MakeArchive, start_server: StartServer, tmp_path: Path
+) -> None:
+    make_archive("echo")
+    store = tmp_path / "store"
+    zip_bomb(store / "bomb-1.0.podium", BOMB_ZEROS)
+    (tmp_path / "weights.bin").write_bytes(os.urandom(2 * 1024**2))
+    files = {"echo.py": HANDLERS / "echo.py", "weights.bin": tmp_path / "weights.bin"}
+    pack(Manifest(name="big", handler="echo.py:EchoHandler"), files, store)
+    server = start_server("--max-unpacked-bytes", str(1024**2), "--work-dir", str(tmp_path / "w"))
+    assert server.post("/predictions/echo", {"x": 1}).status_code == 200
+    assert server.post("/predictions/bomb", {"x": 1}).status_code == 404
+    assert server.post("/predictions/big", {"x": 1}).status_code == 404
+    log = server.log.read_text()
+    assert "bomb-1.0.podium" in log and "max_compression_ratio" in log
+    assert "big-1.0.podium" in log and "max_unpacked_bytes" in log
+    assert sorted(path.name for path in (tmp_path / "w").iterdir()) == ["echo-1.0"]
+
+
+def test_the_default_limits_are_the_settings_defaults() -> None:
+    from podium.settings import Settings
+
+    fields = Settings.model_fields
+    limits = archive.UnpackLimits(
+        fields["max_unpacked_bytes"].default, fields["max_compression_ratio"].default
+    )
+    assert limits == archive.DEFAULT_LIMITS

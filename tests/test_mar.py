@@ -7,6 +7,7 @@ import subprocess
 import sys
 import tarfile
 import zipfile
+import zlib
 from pathlib import Path
 
 import orjson
@@ -15,7 +16,14 @@ import pytest
 from podium import archive, mar
 from podium.errors import ArchiveError
 from podium.store import ModelStore
-from tests.conftest import HANDLERS, StartServer, tamper, torch_model_archiver
+from tests.conftest import (
+    HANDLERS,
+    StartServer,
+    lie_about_size,
+    tamper,
+    torch_model_archiver,
+    zip_bomb,
+)
 
 FUNCTION_HANDLER = HANDLERS / "torchserve" / "function_handler"
 
@@ -227,3 +235,32 @@ def test_a_handler_named_like_a_standard_module_is_the_archives_own(
     answer = server.post("/predictions/shadow", {"a": 1})
     assert answer.status_code == 200, answer.text
     assert answer.text == '{"echo": {"a": 1}}'
+
+
+BOMB_ZEROS = 64 * 1024**2
+
+
+def test_a_mar_zip_bomb_is_refused_and_nothing_is_written(tmp_path: Path) -> None:
+    bomb = zip_bomb(tmp_path / "bomb.mar", BOMB_ZEROS, mar=True)
+    target = tmp_path / "model"
+    with pytest.raises(ArchiveError, match=r"bomb\.mar: .*max_compression_ratio"):
+        archive.unpack(bomb, target)
+    assert not target.exists()
+    with pytest.raises(ArchiveError, match="max_compression_ratio"):
+        archive.verify(bomb)
+    limits = archive.UnpackLimits(max_bytes=1024**2, max_ratio=10_000)
+    with pytest.raises(ArchiveError, match="max_unpacked_bytes"):
+        archive.unpack(bomb, target, limits)
+    assert not target.exists()
+
+
+def test_a_mar_member_whose_header_lies_yields_only_what_the_header_says(
+    tmp_path: Path,
+) -> None:
+    # A .mar has no hashes: a lying header with a matching CRC is not detectable, but the
+    # member is cut at the size it claims, never inflated past it.
+    bomb = zip_bomb(tmp_path / "bomb.mar", BOMB_ZEROS, mar=True)
+    lie_about_size(bomb, "zeros.bin", 1024, crc=zlib.crc32(bytes(1024)))
+    target = tmp_path / "model"
+    archive.unpack(bomb, target)
+    assert (target / "zeros.bin").stat().st_size == 1024
