@@ -88,6 +88,9 @@ class Settings(BaseSettings):
     """URL prefixes archives may be registered from (empty: registration by URL is off)."""
     max_archive_bytes: int = Field(default=4 * 1024**3, ge=1)
     """Largest archive fetched from an allowed URL."""
+    download_timeout: float = Field(default=300.0, gt=0)
+    """Seconds a download from an allowed URL may take in all, however slowly the origin
+    sends (past it the registration is answered 504 and nothing is kept)."""
     max_unpacked_bytes: int = Field(default=16 * 1024**3, ge=1)
     """Most bytes one archive may unpack to, counted as they are written (whatever its
     zip headers say); larger archives are refused."""

@@ -29,7 +29,7 @@ from fastapi.responses import JSONResponse, Response
 from podium import __version__, wire
 from podium.dataplane import DataPlane
 from podium.errors import Forbidden, InvalidRequest, Unauthorized
-from podium.fetch import download
+from podium.fetch import discard_on_failure, download
 from podium.registry import ModelVersion, Registry
 from podium.server.errors import json_errors
 from podium.server.types import ASGIApp, Receive, Scope, Send
@@ -130,11 +130,16 @@ def build_management(registry: Registry, token: str, token_file: Path | None = N
                 "handler cannot be set at registration: archive the model with its handler"
             )
         path = Path(url)
+        fetched: Path | None = None
         if "://" in url:
             if not settings.allowed_urls:
                 raise Forbidden("Registration from URLs is off: the allow-list is empty")
             fetched = await download(
-                url, settings.allowed_urls, settings.model_store, settings.max_archive_bytes
+                url,
+                settings.allowed_urls,
+                settings.model_store,
+                settings.max_archive_bytes,
+                settings.download_timeout,
             )
             path = Path(fetched.name)
         overrides = {
@@ -150,6 +155,9 @@ def build_management(registry: Registry, token: str, token_file: Path | None = N
         work = registry.register(
             path, overrides, expected_name=model_name, request_timeout=response_timeout
         )
+        if fetched is not None:
+            # A downloaded archive that fails to register must not stay in the store.
+            work = discard_on_failure(fetched, work)
         if not synchronous:
             background(work)
             return JSONResponse({"status": f"Registration of {url} started"}, 202)
