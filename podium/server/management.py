@@ -33,6 +33,7 @@ from podium.fetch import discard_on_failure, download
 from podium.registry import ModelVersion, Registry
 from podium.server.errors import json_errors
 from podium.server.types import ASGIApp, Receive, Scope, Send
+from podium.token_file import write_secret
 
 PAGE_LIMIT = 100
 log = logging.getLogger("podium.management")
@@ -282,12 +283,3 @@ def resident_bytes(pid: int | None) -> int | None:
     except (OSError, IndexError, ValueError):
         return None
     return pages * os.sysconf("SC_PAGE_SIZE")
-
-
-def write_secret(path: Path, secret: str) -> None:
-    """Write ``secret`` to ``path``, readable by this user only."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w") as file:
-        file.write(secret + "\n")
-    os.chmod(path, 0o600)

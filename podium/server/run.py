@@ -13,9 +13,9 @@ import uvicorn
 
 from podium.server.app import PodiumApp
 from podium.server.hosts import is_loopback
-from podium.server.management import write_secret
 from podium.server.protocol import limited_protocol
 from podium.settings import Settings
+from podium.token_file import write_secret
 
 GC_THRESHOLD = 10_000
 log = logging.getLogger("podium.server")
