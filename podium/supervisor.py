@@ -77,6 +77,7 @@ class WorkerProcess(asyncio.Protocol):
                 "-m",
                 "podium.worker",
                 str(child.fileno()),
+                str(os.getpid()),
                 pass_fds=(child.fileno(),),
                 env=self.pool.worker_environment(),
                 start_new_session=True,

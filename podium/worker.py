@@ -1,7 +1,7 @@
 """The worker process: load one model version through its handler, then run batches.
 
-Started by the supervisor as ``python -m podium.worker FD`` with one end of a socketpair
-on ``FD``. It reads a ``Load`` message, initializes the handler once, answers ``Ready``
+Started by the supervisor as ``python -m podium.worker FD PARENT`` with one end of a
+socketpair on ``FD``; it dies with its front end (pid ``PARENT``). It reads a ``Load`` message, initializes the handler once, answers ``Ready``
 (or ``LoadFailed``), then answers every ``Batch`` with a ``Result`` until ``Stop`` or until
 the socket closes (the front end is gone), and exits.
 
@@ -267,9 +267,39 @@ def serve(channel: wire.Channel) -> int:
                 channel.send(update)
 
 
+PR_SET_PDEATHSIG = 1
+
+
+def die_with(parent: int) -> None:
+    """Exit when the front end ``parent`` does, even inside a long handler call.
+
+    On Linux the kernel sends SIGKILL at the parent's death (``PR_SET_PDEATHSIG``);
+    elsewhere a daemon thread watches the parent's pid. Either way, a front end killed
+    with SIGKILL leaves no worker behind.
+    """
+    if sys.platform == "linux":
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0:
+            if os.getppid() != parent:  # the parent died before prctl took effect
+                os._exit(0)
+            return
+    import threading
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="podium-parent-watch", daemon=True).start()
+
+
 def main() -> None:
     # The front end owns signals: Ctrl-C in a terminal must not kill workers mid-batch.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if len(sys.argv) > 2:
+        die_with(int(sys.argv[2]))
     logging.basicConfig(
         level=os.environ.get("PODIUM_WORKER_LOG_LEVEL", "WARNING"),
         format="%(asctime)s worker[%(process)d] %(levelname)s %(name)s: %(message)s",

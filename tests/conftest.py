@@ -125,9 +125,11 @@ def launch(
     store: Path | None = None,
     ready: bool = True,
     env: dict[str, str] | None = None,
+    ports: tuple[int, int] | None = None,
 ) -> Server:
-    """Start ``podium serve`` (log in ``folder``) and wait until it is ready or listening."""
-    port, management_port = free_port(), free_port()
+    """Start ``podium serve`` (log in ``folder``) and wait until it is ready or listening;
+    on free ports unless ``ports`` (inference, management) are given."""
+    port, management_port = ports or (free_port(), free_port())
     log = folder / f"server-{port}.log"
     command = [
         sys.executable,
@@ -169,8 +171,9 @@ def start_server(tmp_path: Path) -> Iterator[StartServer]:
         store: Path | None = None,
         ready: bool = True,
         env: dict[str, str] | None = None,
+        ports: tuple[int, int] | None = None,
     ) -> Server:
-        server = launch(tmp_path, *flags, store=store, ready=ready, env=env)
+        server = launch(tmp_path, *flags, store=store, ready=ready, env=env, ports=ports)
         servers.append(server)
         return server
 

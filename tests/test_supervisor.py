@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import os
+import random
 import signal
+import socket
+import threading
 import time
 from pathlib import Path
 
 import httpx
+import psutil
 
 from tests.conftest import MakeArchive, Server, StartServer
 
@@ -208,3 +213,118 @@ def test_a_worker_is_ready_only_after_its_warm_up(
     assert server.post("/predictions/cold", {"x": 1}).status_code == 503
     assert server.http.get("/ping").status_code == 503
     assert "warm-up request 0 failed with 500" in server.log.read_text()
+
+
+def listening(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+def test_a_killed_front_end_leaves_no_listener_and_no_worker(
+    make_archive: MakeArchive, start_server: StartServer
+) -> None:
+    make_archive("echo")
+    server = start_server("--request-timeout", "60")
+    (worker,) = server.worker_pids()
+    port = int(server.url.rsplit(":", 1)[1])
+    management_port = int(server.management_url.rsplit(":", 1)[1])
+
+    def stuck() -> None:
+        with (
+            httpx.Client(base_url=server.url, timeout=60) as http,
+            contextlib.suppress(httpx.TransportError),
+        ):
+            http.post("/predictions/echo", json={"sleep": 30})
+
+    thread = threading.Thread(target=stuck, daemon=True)
+    thread.start()
+    time.sleep(0.5)  # the worker is inside its handler now
+    server.process.kill()
+    server.process.wait()
+    # The worker held no listening socket, and died with its front end.
+    assert not listening(port)
+    assert not listening(management_port)
+    deadline = time.monotonic() + 5
+    while psutil.pid_exists(worker) and psutil.Process(worker).status() != "zombie":
+        assert time.monotonic() < deadline, "the worker outlived its front end"
+        time.sleep(0.05)
+    # A new server takes the same ports at once.
+    again = start_server(ports=(port, management_port))
+    assert again.post("/predictions/echo", {"x": 1}).status_code == 200
+
+
+def test_new_connections_are_refused_during_a_drain(
+    make_archive: MakeArchive, start_server: StartServer
+) -> None:
+    make_archive("echo")
+    server = start_server("--drain-timeout", "10")
+    port = int(server.url.rsplit(":", 1)[1])
+    answers: list[int] = []
+
+    def slow() -> None:
+        with httpx.Client(base_url=server.url, timeout=30) as http:
+            answers.append(http.post("/predictions/echo", json={"sleep": 2}).status_code)
+
+    thread = threading.Thread(target=slow)
+    thread.start()
+    time.sleep(0.5)
+    server.process.send_signal(signal.SIGTERM)
+    time.sleep(0.5)
+    assert server.process.poll() is None  # still draining
+    assert not listening(port)
+    thread.join(timeout=10)
+    assert answers == [200]  # the request in flight was drained
+    assert server.process.wait(timeout=20) == 0
+
+
+def test_a_stuck_handler_is_replaced_by_the_watchdog(
+    make_archive: MakeArchive, start_server: StartServer
+) -> None:
+    make_archive("echo")
+    server = start_server("--request-timeout", "1", "--watchdog-grace", "0.5")
+    (stuck,) = server.worker_pids()
+    response = server.post("/predictions/echo", {"sleep": 120})
+    assert response.status_code == 504
+    start = time.monotonic()
+    while server.post("/predictions/echo", {"after": "stuck"}).status_code != 200:
+        assert time.monotonic() - start < 10, "the stuck worker was never replaced"
+    assert stuck not in server.worker_pids()
+    assert "stuck" in server.log.read_text()
+    server.wait_ready(timeout=5)
+
+
+def test_repeated_kills_never_leave_the_model_without_a_worker(
+    make_archive: MakeArchive, start_server: StartServer
+) -> None:
+    make_archive("echo", batch_size=4)
+    server = start_server("--workers", "2", "--request-timeout", "10")
+    answers: list[str] = []
+    stop = threading.Event()
+
+    def client() -> None:
+        with httpx.Client(base_url=server.url, timeout=15) as http:
+            while not stop.is_set():
+                response = http.post("/predictions/echo", json={"sleep": 0.01})
+                answers.append("ok" if response.status_code == 200 else response.json()["type"])
+
+    clients = [threading.Thread(target=client) for _ in range(4)]
+    for thread in clients:
+        thread.start()
+    try:
+        for _ in range(8):  # a worker killed every 0.75 s, twice as often as in the report
+            time.sleep(0.75)
+            pids = server.worker_pids()
+            if pids:
+                os.kill(random.choice(pids), signal.SIGKILL)
+    finally:
+        stop.set()
+        for thread in clients:
+            thread.join(timeout=20)
+    assert len(answers) > 100
+    # Only the batches a kill interrupted fail; the model always has a worker to go to.
+    assert set(answers) <= {"ok", "WorkerDied"}, set(answers)
+    assert answers.count("ok") / len(answers) > 0.9
+    server.wait_ready(timeout=10)

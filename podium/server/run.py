@@ -69,7 +69,9 @@ def listen(host: str, port: int) -> socket.socket:
         sock.close()
         raise SystemExit(f"cannot listen on {host}:{port}: {error.strerror}") from None
     sock.listen(2048)
-    sock.set_inheritable(True)
+    # Not inheritable (Python's default, said out loud): a worker process must never hold
+    # the port, or a dead front end would leave it accepting connections nobody answers.
+    sock.set_inheritable(False)
     return sock
 
 
