@@ -9,20 +9,21 @@ from typing import Any
 import click
 import orjson
 
-from podium.archive import (
-    BUILTIN_HANDLERS,
-    MAR_SUFFIX,
-    Manifest,
-    collect_files,
-    detect_handler,
-    pack,
-    verify,
-)
+from podium.archive import BUILTIN_HANDLERS, MAR_SUFFIX, Manifest, collect_files, pack, verify
 from podium.cli.console import console
+from podium.cli.options import SeveralValues, SeveralValuesCommand
 from podium.errors import ArchiveError, PodiumError
+from podium.frameworks import MODEL_HANDLERS, check_model, detect_handler
 
 
-@click.command()
+class Refused(click.ClickException):
+    """A model ``podium archive`` can tell would not load: one line, and a usage error's
+    exit status (2)."""
+
+    exit_code = 2
+
+
+@click.command(cls=SeveralValuesCommand)
 @click.argument("name", required=False)
 @click.option(
     "--from-mar",
@@ -38,14 +39,16 @@ from podium.errors import ArchiveError, PodiumError
 @click.option(
     "--model",
     "model",
-    type=click.Path(exists=True, path_type=Path),
+    type=click.Path(path_type=Path),
     help="Serialized model file, or a transformers model folder.",
 )
 @click.option(
     "--extra-files",
-    multiple=True,
+    cls=SeveralValues,
     type=click.Path(exists=True, path_type=Path),
-    help="Extra files or folders (repeat).",
+    metavar="PATH...",
+    help="Extra files or folders: several after one flag (--extra-files a b), "
+    "comma-separated (a,b), or the flag repeated.",
 )
 @click.option(
     "--requirements",
@@ -100,14 +103,30 @@ def archive(
     output: Path,
     **settings: Any,
 ) -> None:
-    """Build an archive from a model file, a handler and extra files (or --from-mar)."""
+    """Build an archive from a model file, a handler and extra files (or --from-mar).
+
+    A built-in handler's options (a transformers folder's model_dir and task) come from
+    --model, whether --handler is named or detected; --option wins over them. A model that
+    cannot load (a handler that contradicts it, a missing or unknown model file, a
+    transformers folder without config.json, weights or tokenizer) is refused. NAME goes
+    before --extra-files or after another option: the files run to the next option.
+    """
     if from_mar is not None:
         _convert(from_mar, name, output, {k: v for k, v in settings.items() if v is not None})
         return
     if name is None:
-        raise click.UsageError("name the model (NAME), or convert one with --from-mar")
+        raise click.UsageError(
+            "name the model (NAME, before --extra-files or after another option), "
+            "or convert one with --from-mar"
+        )
+    explicit = _parse_options(options)
     try:
-        files, handler_spec, handler_options = _archive_inputs(handler, model, extra_files)
+        files, handler_spec, handler_options = _archive_inputs(
+            handler, model, extra_files, explicit
+        )
+    except ArchiveError as error:
+        raise Refused(error.message) from None
+    try:
         if requirements is not None:
             files[requirements.name] = requirements
         manifest = Manifest(
@@ -118,7 +137,7 @@ def archive(
             labels=labels.split(",") if labels else None,
             example=orjson.loads(example.read_bytes()) if example else None,
             warmup=orjson.loads(warmup.read_bytes()) if warmup else [],
-            options={**handler_options, **_parse_options(options)},
+            options=handler_options,
             **{k: v for k, v in settings.items() if v is not None},
         )
     except PodiumError as error:
@@ -148,15 +167,21 @@ def _convert(mar_path: Path, name: str | None, output: Path, overrides: dict[str
 
 
 def _archive_inputs(
-    handler: str | None, model: Path | None, extra_files: tuple[Path, ...]
+    handler: str | None,
+    model: Path | None,
+    extra_files: tuple[Path, ...],
+    explicit: dict[str, Any],
 ) -> tuple[dict[str, Path], str, dict[str, Any]]:
-    """Files to pack, the manifest's handler, and options implied by the model."""
+    """Files to pack, the manifest's handler, and its options: those the model implies,
+    then the explicit ones. ArchiveError for a model the built-in handler cannot load."""
     files: dict[str, Path] = {}
-    options: dict[str, Any] = {}
+    implied: dict[str, Any] = {}
     if handler is None:
         if model is None:
             raise click.UsageError("name a --handler, or a --model to detect it from")
-        handler, options = detect_handler(model)
+        handler, implied = detect_handler(model)
+    elif handler in MODEL_HANDLERS and model is not None:
+        handler, implied = detect_handler(model, handler)
     if handler not in BUILTIN_HANDLERS:
         file_name, _, class_name = handler.partition(":")
         handler_path = Path(file_name)
@@ -169,6 +194,9 @@ def _archive_inputs(
     if model is not None:
         files.update(collect_files([model]))
     files.update(collect_files(extra_files))
+    options = {**implied, **explicit}
+    if handler in MODEL_HANDLERS:
+        check_model(handler, model, options, files)
     return files, handler, options
 
 

@@ -28,7 +28,8 @@ Options, besides those of ``tensors``:
 from __future__ import annotations
 
 import warnings
-from pathlib import Path
+from collections.abc import Mapping
+from pathlib import Path, PurePath
 from typing import Any
 
 import numpy as np
@@ -39,6 +40,25 @@ from podium.handlers.tensors import TensorHandler, TensorSpec, read_signature
 
 TORCHSCRIPT_SUFFIXES = (".pt", ".pth", ".torchscript", ".ptl", ".jit")
 STATE_DICT_SUFFIXES = (".pt", ".pth", ".bin")
+FORMATS = ("torchscript", "export", "eager")
+
+
+def model_format(path: PurePath, options: Mapping[str, Any]) -> str:
+    """How a model file loads: ``export``, ``eager`` or ``torchscript``, from the option
+    ``format``, else the suffix (ValueError when neither tells). ``podium archive`` asks
+    too, so a model this cannot place is refused before it is archived."""
+    explicit = options.get("format")
+    if explicit:
+        if explicit not in FORMATS:
+            raise ValueError(f'option "format" must be torchscript, export or eager: {explicit}')
+        return str(explicit)
+    if path.suffix == ".pt2":
+        return "export"
+    if path.suffix == ".safetensors" or "model_class" in options:
+        return "eager"
+    if path.suffix in TORCHSCRIPT_SUFFIXES:
+        return "torchscript"
+    raise ValueError(f'{path.name}: unknown model format; set the option "format"')
 
 
 class TorchHandler(TensorHandler):
@@ -60,7 +80,7 @@ class TorchHandler(TensorHandler):
         inputs = read_signature(signature, "inputs")
         outputs = read_signature(signature, "outputs")
         self.output_names = [spec.name for spec in outputs] if outputs else None
-        form = self._format(context.model_file)
+        form = model_format(context.model_file, self.options)
         if form == "export":
             program = torch.export.load(str(context.model_file))
             inputs = inputs or program_inputs(program)
@@ -95,22 +115,6 @@ class TorchHandler(TensorHandler):
         if self.context.device != "cpu":
             return self.context.device
         return "cuda" if torch.cuda.is_available() else "cpu"
-
-    def _format(self, path: Path) -> str:
-        explicit = self.options.get("format")
-        if explicit:
-            if explicit not in ("torchscript", "export", "eager"):
-                raise ValueError(
-                    f'option "format" must be torchscript, export or eager: {explicit}'
-                )
-            return str(explicit)
-        if path.suffix == ".pt2":
-            return "export"
-        if path.suffix == ".safetensors" or "model_class" in self.options:
-            return "eager"
-        if path.suffix in TORCHSCRIPT_SUFFIXES:
-            return "torchscript"
-        raise ValueError(f'{path.name}: unknown model format; set the option "format"')
 
     def _load_eager(self, path: Path) -> Any:
         import torch
