@@ -26,9 +26,9 @@ from collections import deque
 from typing import Any, Literal
 
 from podium import wire
-from podium.errors import HandlerError, ModelNotReady, QueueFull, RequestTimeout
+from podium.errors import HandlerError, ModelFailed, ModelNotReady, QueueFull, RequestTimeout
 from podium.metrics import Stats
-from podium.supervisor import WorkerPool
+from podium.pool import WorkerPool
 
 WIRE_REQUESTS = 16
 """Most requests sent to a worker in one message when ``batch_size`` is smaller."""
@@ -119,17 +119,28 @@ class Batcher:
         self._timer: asyncio.TimerHandle | None = None
         self._loop = asyncio.get_running_loop()
         pool.on_idle = self._schedule
+        pool.on_failed = self._failed
 
     def submit(self, payload: Any) -> Pending:
         """Queue one request; raise at once if the queue is full or nothing can serve it."""
         if len(self.queue) >= self.max_queue:
             raise QueueFull()
         if self.pool.ready_count == 0:
-            raise ModelNotReady()
+            if self.pool.failed is not None:
+                raise self.failure(self.pool.failed)
+            if not self.pool.recovering:
+                raise ModelNotReady()
+            # A worker that served exited and its replacement is loading: wait for it.
         item = Pending(payload, self._loop.create_future(), self.request_timeout)
         self.queue.append(item)
         self._schedule()
         return item
+
+    def failure(self, reason: str) -> ModelFailed:
+        return ModelFailed(f"{self.pool.label} failed to load: {reason}")
+
+    def _failed(self, reason: str) -> None:
+        self.abandon(self.failure(reason))
 
     def abandon(self, error: Exception) -> None:
         """Answer every queued request with ``error`` (the server is going away)."""

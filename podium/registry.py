@@ -20,9 +20,9 @@ from podium import archive, requirements
 from podium.batcher import Batcher
 from podium.errors import Conflict, InvalidRequest, ModelNotFound, PodiumError
 from podium.metrics import Stats
+from podium.pool import WorkerPool
 from podium.settings import Settings
 from podium.store import ModelStore, StoredArchive, default_version
-from podium.supervisor import WorkerPool
 
 log = logging.getLogger("podium.registry")
 
@@ -45,6 +45,16 @@ class ModelVersion:
     @property
     def ready(self) -> bool:
         return self.pool.ready_count >= max(1, self.min_workers)
+
+    @property
+    def failed(self) -> str | None:
+        """Why the version gave up loading, or None."""
+        return self.pool.failed
+
+    @property
+    def status(self) -> str:
+        """``ready``, ``failed`` or ``loading`` (also: fewer than its minimum of workers)."""
+        return "ready" if self.ready else "failed" if self.failed is not None else "loading"
 
 
 class Registry:
@@ -90,7 +100,9 @@ class Registry:
         finally:
             self.starting = False
         for stored, result in zip(found, results, strict=True):
-            if isinstance(result, PodiumError):
+            if isinstance(result, ModelVersion) and result.failed is not None:
+                problems.append(f"{result.manifest.key} failed to load: {result.failed}")
+            elif isinstance(result, PodiumError):
                 problems.append(result.message)
             elif isinstance(result, BaseException):
                 problems.append(f"{stored.path.name}: {type(result).__name__}: {result}")
@@ -143,6 +155,8 @@ class Registry:
             minimum=workers,
             maximum=maximum,
             scale_down_after=settings.scale_down_after,
+            watchdog_grace=settings.watchdog_grace,
+            max_load_failures=settings.max_load_failures,
             load_timeout=settings.load_timeout,
             threads=max(1, _cores() // max(workers, maximum)),
             debug=settings.debug,
@@ -188,9 +202,14 @@ class Registry:
         overrides: dict[str, Any],
         expected_name: str | None = None,
         request_timeout: float | None = None,
+        keep_failed: bool = False,
     ) -> ModelVersion:
         """Load an archive of the store (``path`` relative to it) with settings overridden
-        (``overrides`` of its manifest, and its own request timeout)."""
+        (``overrides`` of its manifest, and its own request timeout).
+
+        A version that fails to load is removed again and ``ModelFailed`` raised, unless
+        ``keep_failed`` (then it stays listed as failed). A failed version may be registered
+        again: it is replaced."""
         root = self.settings.model_store.resolve()
         target = (root / path).resolve()
         if path.is_absolute() or not target.is_relative_to(root) or not target.is_file():
@@ -200,13 +219,22 @@ class Registry:
             raise InvalidRequest(
                 f"the archive holds model {manifest.name!r}, not {expected_name!r}"
             )
-        if manifest.version in self.models.get(manifest.name, {}):
+        present = self.models.get(manifest.name, {}).get(manifest.version)
+        if present is not None and present.failed is None:
             raise Conflict(f"{manifest.key} is already registered")
         try:
             manifest = archive.Manifest.model_validate({**manifest.model_dump(), **overrides})
         except ValueError as error:
             raise InvalidRequest(f"invalid setting: {error}") from None
-        return await self.load(StoredArchive(target, manifest), request_timeout)
+        if present is not None:
+            await self._remove(present)
+        served = await self.load(StoredArchive(target, manifest), request_timeout)
+        if served.failed is not None:
+            failure = served.batcher.failure(served.failed)
+            if not keep_failed:
+                await self._remove(served)
+            raise failure
+        return served
 
     async def unregister(self, name: str, version: str) -> None:
         """Stop routing to a version, let its queued and running requests finish, stop it."""
@@ -214,11 +242,19 @@ class Registry:
         versions = self.models[name]
         if self.defaults.get(name) == version and len(versions) > 1:
             raise Conflict(f"{name}/{version} is the default; set another default first")
-        del versions[version]
+        await self._remove(served)
+
+    async def _remove(self, served: ModelVersion) -> None:
+        """Stop routing to a version, drain it (up to ``drain_timeout``), stop it."""
+        versions = self.models.get(served.name, {})
+        if versions.get(served.version) is served:
+            del versions[served.version]
         if not versions:
-            del self.models[name]
-            self.defaults.pop(name, None)
-            self._pinned.discard(name)
+            self.models.pop(served.name, None)
+            self.defaults.pop(served.name, None)
+            self._pinned.discard(served.name)
+        elif self.defaults.get(served.name) == served.version:
+            self.defaults[served.name] = default_version(list(versions))
         deadline = time.monotonic() + self.settings.drain_timeout
         while (served.batcher.queue or served.pool.in_flight) and time.monotonic() < deadline:
             await asyncio.sleep(0.02)
@@ -258,11 +294,23 @@ class Registry:
 
     @property
     def healthy(self) -> bool:
-        """The store is loaded, and every version has at least its minimum of live workers.
+        """The store is loaded, and every version has at least its minimum of live workers,
+        or failed for good (unless ``strict_health``: then a failed version is unhealthy).
 
         Versions registered later count once they are loading; until then the server
         keeps serving the others and stays healthy."""
-        return not self.starting and all(v.ready for v in self.versions())
+        strict = self.settings.strict_health
+        return not self.starting and all(
+            v.ready or (v.failed is not None and not strict) for v in self.versions()
+        )
+
+    def failures(self) -> list[dict[str, str]]:
+        """The failed versions, each with the reason."""
+        return [
+            {"model": v.name, "version": v.version, "error": v.failed}
+            for v in self.versions()
+            if v.failed is not None
+        ]
 
     def abandon(self, error: PodiumError) -> None:
         """Answer every queued and running request of every version with ``error``."""

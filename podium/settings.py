@@ -110,6 +110,15 @@ class Settings(BaseSettings):
     """Seconds a worker may take to load its model before it is killed and restarted."""
     max_queue: int = Field(default=1000, ge=1)
     """Requests waiting per model version; past it requests get 503 at once."""
+    watchdog_grace: float = Field(default=5.0, gt=0)
+    """Seconds a batch may run past its requests' deadline (they got 504 by then) before
+    its worker counts as stuck and is killed and replaced."""
+    max_load_failures: int = Field(default=5, ge=1)
+    """Failed loads in a row after which a model version is failed: it stops retrying and
+    answers 503 ModelFailed, until it is registered again or scaled."""
+    strict_health: bool = False
+    """/ping is unhealthy while any model version is failed (by default a failed version
+    is listed in the answer and the others keep the server healthy)."""
     drain_timeout: float = Field(default=30.0, ge=0)
     """Seconds SIGTERM waits for in-flight requests before the server exits."""
     batching: Literal["adaptive", "fixed"] | None = None

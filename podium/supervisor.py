@@ -1,9 +1,9 @@
-"""Worker processes seen from the front end: start, watch, restart, stop.
+"""One worker process seen from the front end: start it, talk to it, watch it.
 
 ``WorkerProcess`` is one process and its end of the wire; it tracks the batch it holds so
-that when the process exits, exactly that batch is answered 503 (``WorkerDied``).
-``WorkerPool`` keeps a model version's workers at their target count, restarting the
-ones that exit with exponential backoff, and hands idle workers to the batcher.
+that when the process exits, exactly that batch is answered 503 (``WorkerDied``), and the
+batch's deadline, so that the pool's watchdog can replace a worker stuck in its handler.
+Its pool (``podium.pool``) decides when to start, restart and stop it.
 """
 
 from __future__ import annotations
@@ -17,24 +17,16 @@ import socket
 import sys
 import time
 import typing
-from collections import deque
-from collections.abc import Callable, Coroutine
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from podium import wire
 from podium.errors import InvalidRequest, WorkerDied
 
 if TYPE_CHECKING:
     from podium.batcher import Pending
-    from podium.metrics import Stats
+    from podium.pool import WorkerPool
 
 log = logging.getLogger("podium.supervisor")
-
-RESTART_BASE_DELAY = 0.1
-RESTART_MAX_DELAY = 5.0
-HEALTHY_UPTIME = 30.0
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "PODIUM_THREADS")
 
 
 class WorkerState(enum.Enum):
@@ -48,9 +40,14 @@ class WorkerState(enum.Enum):
 class WorkerProcess(asyncio.Protocol):
     """One worker process, driven through its socket by asyncio callbacks."""
 
-    def __init__(self, pool: WorkerPool, worker_id: int) -> None:
+    def __init__(self, pool: WorkerPool, worker_id: int, failures: int = 0) -> None:
         self.pool = pool
         self.worker_id = worker_id
+        self.failures = failures
+        """Failed loads in a row of the workers this one replaces (its restart backoff)."""
+        self.deadline = 0.0
+        """When the batch in flight is overdue: its last request's deadline plus the
+        watchdog's grace, pushed back by each streamed part."""
         self.state = WorkerState.STARTING
         self.process: asyncio.subprocess.Process | None = None
         self.transport: asyncio.Transport | None = None
@@ -85,11 +82,15 @@ class WorkerProcess(asyncio.Protocol):
         finally:
             child.close()
         await loop.connect_accepted_socket(lambda: self, parent)
-        self._send(wire.Load(str(self.pool.model_dir), self.worker_id, self.pool.debug))
+        # Until a worker loads, only the first one logs a traceback if its load fails: the
+        # pool logs one line per failure.
+        quiet = self.pool.load_traceback_shown
+        self.pool.load_traceback_shown = True
+        self._send(wire.Load(str(self.pool.model_dir), self.worker_id, self.pool.debug, quiet))
         try:
             await asyncio.wait_for(asyncio.shield(self.ready), self.pool.load_timeout)
         except TimeoutError:
-            log.error("%s worker %d: load timed out; killing it", self.pool.label, self.pid)
+            self.load_error = f"load timed out after {self.pool.load_timeout:g} s"
             self.kill()
         except Exception:
             pass  # load failed or the process died; connection_lost handles it
@@ -105,10 +106,7 @@ class WorkerProcess(asyncio.Protocol):
             if isinstance(message, wire.Result):
                 self._finish_batch(message)
             elif isinstance(message, wire.Partial):
-                if message.batch_id == self.batch_id and 0 <= message.position < len(
-                    self.in_flight
-                ):
-                    self.in_flight[message.position].part(message.response)
+                self._partial(message)
             elif isinstance(message, wire.Ready):
                 self.state = WorkerState.IDLE
                 log.info(
@@ -124,13 +122,17 @@ class WorkerProcess(asyncio.Protocol):
                 self.pool.stats.handler_metrics(self.worker_id, message.values)
             elif isinstance(message, wire.LoadFailed):
                 self.load_error = message.message
-                log.error("%s worker failed to load: %s", self.pool.label, message.message)
                 self.ready.set_exception(RuntimeError(message.message))
+
+    @property
+    def loaded(self) -> bool:
+        """The worker loaded its model (it may have exited since)."""
+        return self.ready.done() and self.ready.exception() is None
 
     def connection_lost(self, exc: Exception | None) -> None:
         previous = self.state
         self.state = WorkerState.DEAD
-        if self.ready.done() and not self.ready.exception():
+        if self.loaded:
             self.pool.worker_lost(self)
         self.abandon(WorkerDied())
         self.in_flight = []
@@ -150,8 +152,10 @@ class WorkerProcess(asyncio.Protocol):
 
     async def _reap(self, previous: WorkerState) -> None:
         status = await self.process.wait() if self.process else None
-        if previous is not WorkerState.STOPPING:
+        if previous is not WorkerState.STOPPING and self.loaded:
             log.warning("%s worker %s exited with status %s", self.pool.label, self.pid, status)
+        if self.load_error is None and not self.loaded:
+            self.load_error = f"the worker exited with status {status} while loading"
         self.exited.set_result(None)
         self.pool.worker_exited(self, expected=previous is WorkerState.STOPPING)
 
@@ -175,6 +179,7 @@ class WorkerProcess(asyncio.Protocol):
         self.batch_id = batch_id
         self.in_flight = batch
         self.sent_at = time.monotonic()
+        self.deadline = batch[-1].deadline + self.pool.watchdog_grace
         if self.transport is not None and not self.transport.is_closing():
             self.transport.write(data)
         return True
@@ -182,7 +187,11 @@ class WorkerProcess(asyncio.Protocol):
     def _partial(self, message: wire.Partial) -> None:
         """A part of one streamed answer of the batch in flight (anything else is dropped)."""
         if message.batch_id == self.batch_id and 0 <= message.position < len(self.in_flight):
-            self.in_flight[message.position].part(message.response)
+            item = self.in_flight[message.position]
+            item.part(message.response)
+            # Each part may take a request's timeout: the batch is alive.
+            alive = time.monotonic() + (item.deadline - item.arrival) + self.pool.watchdog_grace
+            self.deadline = max(self.deadline, alive)
 
     def _finish_batch(self, result: wire.Result) -> None:
         self.pool.stats.inference.observe(time.monotonic() - self.sent_at)
@@ -222,198 +231,3 @@ def _sendable(item: Pending) -> bool:
             )
         return False
     return True
-
-
-class WorkerPool:
-    """The worker processes of one model version, between ``minimum`` and ``maximum``.
-
-    It starts ``minimum`` workers. When the batcher reports a backlog and every worker is
-    busy, it adds one (one start at a time) up to ``maximum``; a worker idle for
-    ``scale_down_after`` seconds is stopped while there are more than ``minimum``.
-    """
-
-    def __init__(
-        self,
-        label: str,
-        model_dir: Path,
-        *,
-        minimum: int,
-        maximum: int,
-        load_timeout: float,
-        threads: int,
-        stats: Stats,
-        scale_down_after: float = 60.0,
-        debug: bool = False,
-    ) -> None:
-        self.label = label
-        self.stats = stats
-        self.model_dir = model_dir
-        self.minimum = minimum
-        self.maximum = max(minimum, maximum)
-        self.target = minimum
-        self.scale_down_after = scale_down_after
-        self.load_timeout = load_timeout
-        self.threads = threads
-        self.debug = debug
-        self.workers: list[WorkerProcess] = []
-        self.idle: deque[WorkerProcess] = deque()
-        self.on_idle: Callable[[], None] = lambda: None
-        self.restarts = 0
-        self.ready_count = 0
-        """Workers that loaded their model and have not exited (kept, not recounted: the
-        batcher reads it on every request)."""
-        self._failures = 0
-        self._next_id = 0
-        self._closing = False
-        self._scaler_running = False
-        self._tasks: set[asyncio.Task[None]] = set()
-
-    def worker_environment(self) -> dict[str, str]:
-        environment = dict(os.environ)
-        for name in THREAD_VARIABLES:
-            environment.setdefault(name, str(self.threads))
-        if self.debug:
-            environment["PODIUM_WORKER_LOG_LEVEL"] = "DEBUG"
-        return environment
-
-    async def start(self) -> None:
-        """Start the minimum of workers and wait until each is ready or failed."""
-        if self.maximum > self.minimum:
-            self._track(self._scale_down_idle())
-        await asyncio.gather(*(self._spawn() for _ in range(self.target)))
-
-    @property
-    def in_flight(self) -> int:
-        """Requests held by workers right now."""
-        return sum(len(w.in_flight) for w in self.workers)
-
-    def grow(self) -> None:
-        """Add a worker if the pool may and none is already starting (backlog seen)."""
-        if self._closing or self.target >= self.maximum:
-            return
-        if any(w.state is WorkerState.STARTING for w in self.workers):
-            return
-        self.target += 1
-        log.info("%s: backlog, adding worker %d of %d", self.label, self.target, self.maximum)
-        self._track(self._spawn())
-
-    async def scale(self, minimum: int, maximum: int) -> None:
-        """Change the bounds live; start or stop workers to fit, dropping no request.
-
-        A stopped worker finishes the batch it holds first; idle workers go first.
-        Returns once the pool has its new minimum of ready workers (or has given up
-        loading them: a failing model keeps restarting in the background).
-        """
-        self.minimum, self.maximum = minimum, max(minimum, maximum)
-        self.target = min(max(self.target, self.minimum), self.maximum)
-        active = [w for w in self.workers if w.state is not WorkerState.STOPPING]
-        busy_last = sorted(active, key=lambda w: w.state is not WorkerState.IDLE)
-        for worker in busy_last[: max(0, len(active) - self.target)]:
-            worker.stop()
-        if self.maximum > self.minimum and not self._scaler_running:
-            self._track(self._scale_down_idle())
-        await asyncio.gather(*(self._spawn() for _ in range(self.target - len(active))))
-
-    async def _scale_down_idle(self) -> None:
-        self._scaler_running = True
-        while True:
-            await asyncio.sleep(max(0.1, self.scale_down_after / 4))
-            now = time.monotonic()
-            for worker in list(self.workers):
-                if self.target <= self.minimum:
-                    break
-                if (
-                    worker.state is WorkerState.IDLE
-                    and now - worker.idle_since > self.scale_down_after
-                ):
-                    self.target -= 1
-                    log.info("%s: worker %s idle, stopping it", self.label, worker.pid)
-                    worker.stop()
-
-    def _track(self, work: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.get_running_loop().create_task(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _spawn(self) -> None:
-        worker = WorkerProcess(self, self._next_id)
-        self._next_id += 1
-        self.workers.append(worker)
-        try:
-            await worker.start()
-        except OSError as error:
-            log.error("%s: cannot start a worker: %s", self.label, error)
-            self.workers.remove(worker)
-            self._schedule_restart(uptime=0.0)
-
-    def states(self) -> dict[str, int]:
-        """How many workers are in each state (every state listed)."""
-        counts = {state.value: 0 for state in WorkerState}
-        for worker in self.workers:
-            counts[worker.state.value] += 1
-        return counts
-
-    def take_idle(self) -> WorkerProcess | None:
-        while self.idle:
-            worker = self.idle.popleft()
-            if worker.state is WorkerState.IDLE:
-                return worker
-        return None
-
-    def worker_ready(self, worker: WorkerProcess) -> None:
-        self.ready_count += 1
-        self.worker_idle(worker)
-
-    def worker_lost(self, worker: WorkerProcess) -> None:
-        """A ready worker's connection closed: it no longer counts, even before it is reaped."""
-        self.ready_count -= 1
-
-    def worker_idle(self, worker: WorkerProcess) -> None:
-        worker.idle_since = time.monotonic()
-        self.idle.append(worker)
-        self.on_idle()
-
-    def worker_exited(self, worker: WorkerProcess, expected: bool) -> None:
-        if worker in self.workers:
-            self.workers.remove(worker)
-
-        if self._closing or expected:
-            return
-        self.restarts += 1
-        self._schedule_restart(uptime=time.monotonic() - worker.started_at)
-
-    def _schedule_restart(self, uptime: float) -> None:
-        if self._closing:
-            return
-        if uptime > HEALTHY_UPTIME:
-            self._failures = 0
-        delay = min(RESTART_BASE_DELAY * 2**self._failures, RESTART_MAX_DELAY)
-        self._failures += 1
-        self._track(self._restart_after(delay))
-
-    async def _restart_after(self, delay: float) -> None:
-        await asyncio.sleep(delay)
-        if not self._closing and len(self.workers) < self.target:
-            await self._spawn()
-
-    def abandon(self, error: Exception) -> None:
-        """Answer every request the workers hold with ``error``."""
-        for worker in self.workers:
-            worker.abandon(error)
-
-    async def stop(self, timeout: float = 10.0) -> None:
-        """Let each worker finish its batch and exit; kill those that do not in time."""
-        self._closing = True
-        for task in self._tasks:
-            task.cancel()
-        workers = list(self.workers)
-        for worker in workers:
-            worker.stop()
-        if not workers:
-            return
-        _, late = await asyncio.wait([w.exited for w in workers], timeout=timeout)
-        for worker in workers:
-            if not worker.exited.done():
-                worker.kill()
-        if late:
-            await asyncio.wait(late, timeout=5)

@@ -24,6 +24,8 @@ class Load(NamedTuple):
     model_dir: str
     worker_id: int
     debug: bool
+    quiet: bool = False
+    """Log no traceback if the load fails (the front end logs one line per failure)."""
 
 
 class Batch(NamedTuple):

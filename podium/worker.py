@@ -1,9 +1,10 @@
 """The worker process: load one model version through its handler, then run batches.
 
 Started by the supervisor as ``python -m podium.worker FD PARENT`` with one end of a
-socketpair on ``FD``; it dies with its front end (pid ``PARENT``). It reads a ``Load`` message, initializes the handler once, answers ``Ready``
-(or ``LoadFailed``), then answers every ``Batch`` with a ``Result`` until ``Stop`` or until
-the socket closes (the front end is gone), and exits.
+socketpair on ``FD``; it dies with its front end (pid ``PARENT``). It reads a ``Load``
+message, initializes the handler once, answers ``Ready`` (or ``LoadFailed``), then answers
+every ``Batch`` with a ``Result`` until ``Stop`` or until the socket closes (the front end
+is gone), and exits.
 
 Responses are encoded to JSON here, not in the front end, so model objects (numpy arrays
 included) never cross the wire.
@@ -246,7 +247,8 @@ def serve(channel: wire.Channel) -> int:
     try:
         runner = load(message)
     except BaseException as error:
-        log.exception("model failed to load")
+        if not message.quiet:
+            log.exception("model failed to load")
         channel.send(wire.LoadFailed(f"{type(error).__name__}: {error}"))
         return 1
     # The model is loaded for good: keep the collector from re-scanning it on every pass.

@@ -118,10 +118,16 @@ def build_api(app: PodiumApp) -> FastAPI:
 
     @api.get("/ping", tags=["health"], summary="Healthy once every model has its workers")
     async def ping() -> Response:
+        """Healthy once every model version is ready or failed for good (a failed version
+        is listed under ``failed`` with its reason; ``--strict-health`` makes it unhealthy)."""
+        body: dict[str, Any] = {"status": "Healthy" if app.registry.healthy else "Unhealthy"}
+        failed = app.registry.failures()
+        if failed:
+            body["failed"] = failed
         if app.registry.healthy:
-            return JSONResponse({"status": "Healthy"})
+            return JSONResponse(body)
         error = ServiceUnavailable("Not every model has its minimum of ready workers")
-        return JSONResponse({"status": "Unhealthy"}, 503, headers=error.headers())
+        return JSONResponse(body, 503, headers=error.headers())
 
     @api.get("/metrics", tags=["health"], summary="Prometheus metrics")
     async def metrics() -> Response:

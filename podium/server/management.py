@@ -153,8 +153,14 @@ def build_management(registry: Registry, token: str, token_file: Path | None = N
             }.items()
             if value is not None
         }
+        # A failed background registration stays listed (as failed, with its reason);
+        # a synchronous one answers the reason and leaves nothing behind.
         work = registry.register(
-            path, overrides, expected_name=model_name, request_timeout=response_timeout
+            path,
+            overrides,
+            expected_name=model_name,
+            request_timeout=response_timeout,
+            keep_failed=not synchronous,
         )
         if fetched is not None:
             # A downloaded archive that fails to register must not stay in the store.
@@ -209,6 +215,8 @@ async def scale(
         background(work)
         return JSONResponse({"status": f"Scaling {bounds}"}, 202)
     await work
+    if served.failed is not None:
+        raise served.batcher.failure(served.failed)
     return JSONResponse({"status": f"Scaled {bounds}"})
 
 
@@ -255,6 +263,9 @@ def describe(registry: Registry, served: ModelVersion) -> dict[str, Any]:
         "modelVersion": served.version,
         "default": registry.defaults.get(served.name) == served.version,
         "ready": served.ready,
+        "status": served.status,
+        "error": served.failed,
+        "restarts": served.pool.restarts,
         "batchSize": served.batcher.batch_size,
         "maxBatchDelay": manifest.max_batch_delay,
         "batching": served.batcher.policy,
