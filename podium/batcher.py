@@ -123,6 +123,15 @@ class Batcher:
 
     def submit(self, payload: Any) -> Pending:
         """Queue one request; raise at once if the queue is full or nothing can serve it."""
+        self.admit()
+        item = Pending(payload, self._loop.create_future(), self.request_timeout)
+        self.queue.append(item)
+        self._schedule()
+        return item
+
+    def admit(self) -> None:
+        """Raise now if a request would be refused: routes ask before reading and parsing
+        a body, so that under overload a refusal costs as little as possible."""
         if len(self.queue) >= self.max_queue:
             raise QueueFull()
         if self.pool.ready_count == 0:
@@ -131,10 +140,6 @@ class Batcher:
             if not self.pool.recovering:
                 raise ModelNotReady()
             # A worker that served exited and its replacement is loading: wait for it.
-        item = Pending(payload, self._loop.create_future(), self.request_timeout)
-        self.queue.append(item)
-        self._schedule()
-        return item
 
     def failure(self, reason: str) -> ModelFailed:
         return ModelFailed(f"{self.pool.label} failed to load: {reason}")

@@ -57,6 +57,7 @@ class InferenceEndpoint:
         try:
             model, version, explain = self._route(scope)
             served = self.dataplane.resolve(model, version)
+            served.batcher.admit()
             body, content_type = await self._read_body(scope, receive)
             if served.torchserve:
                 payload: Any = http_request(scope, body, content_type, explain)
