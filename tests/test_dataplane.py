@@ -1,0 +1,87 @@
+"""The protocol-free request path in-process: body parsing limits, and a request that
+cannot cross the wire to a real worker process failing alone."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from podium.dataplane import MAX_JSON_DEPTH, DataPlane, parse_payload
+from podium.errors import InvalidRequest
+from podium.registry import Registry
+from podium.settings import Settings
+from tests.conftest import MakeArchive
+
+
+def nested(depth: int) -> bytes:
+    return b"[" * depth + b"]" * depth
+
+
+def test_nesting_up_to_the_limit_parses() -> None:
+    assert parse_payload(nested(MAX_JSON_DEPTH), "application/json") is not None
+    with pytest.raises(InvalidRequest, match="nested deeper than 64"):
+        parse_payload(nested(MAX_JSON_DEPTH + 1), "application/json")
+    # Objects count as levels too, and so does a deep branch beside shallow ones.
+    body = b'{"a": [1, 2, 3], "b": ' + b'{"c": ' * 70 + b"1" + b"}" * 70 + b"}"
+    with pytest.raises(InvalidRequest, match="nested deeper"):
+        parse_payload(body, "application/json")
+
+
+def test_wide_arrays_are_not_deep() -> None:
+    wide = orjson.dumps([[float(i)] * 50 for i in range(200)])
+    assert len(parse_payload(wide, "application/json")) == 200
+
+
+def test_big_integers_keep_every_digit() -> None:
+    assert parse_payload(b"[18446744073709551616, 1.5]", "application/json") == [
+        2**64,
+        1.5,
+    ]
+    with pytest.raises(InvalidRequest, match="not valid JSON"):
+        parse_payload(b"[12345678901234567890, NaN]", "application/json")
+
+
+def test_a_form_body_too_deep_is_refused_not_passed_as_bytes() -> None:
+    with pytest.raises(InvalidRequest):
+        parse_payload(nested(200), "")
+    assert parse_payload(b"[not json", "") == b"[not json"
+
+
+def test_a_request_that_cannot_reach_its_worker_fails_alone(
+    make_archive: MakeArchive, tmp_path: Path
+) -> None:
+    make_archive("echo", batch_size=8)
+
+    async def run() -> list[Any]:
+        settings = Settings(model_store=tmp_path / "store", work_dir=tmp_path / "work")
+        registry = Registry(settings)
+        assert await registry.load_store() == []
+        plane = DataPlane(registry)
+        served = plane.resolve("echo", None)
+        deep: list[Any] = []
+        for _ in range(5000):  # past pickle's recursion limit
+            deep = [deep]
+        try:
+            together = await asyncio.gather(
+                plane.infer(served, {"i": 1}),
+                plane.infer(served, deep),
+                plane.infer(served, {"i": 2}),
+                return_exceptions=True,
+            )
+            # The worker was not left busy: it answers the next request.
+            after = await asyncio.wait_for(plane.infer(served, {"i": 3}), 10)
+            return [*together, after]
+        finally:
+            await registry.stop()
+
+    first, refused, second, after = asyncio.run(run())
+    assert isinstance(refused, InvalidRequest)
+    assert "cannot be passed to a worker" in refused.message
+    for answer, index in ((first, 1), (second, 2), (after, 3)):
+        assert not isinstance(answer, BaseException), answer
+        assert answer[0] == 200
+        assert orjson.loads(answer[2])["echo"] == {"i": index}
