@@ -729,12 +729,13 @@ def render(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_report(text: str, report: dict[str, Any], out: Path) -> None:
-    """Print the markdown and write it, with the raw JSON, under ``out``."""
+def write_report(text: str, report: dict[str, Any], out: Path, name: str = "results") -> None:
+    """Print the markdown and write it, with the raw JSON, under ``out`` as ``name``.md/.json."""
     print("\n" + text)
-    (out / "results.md").write_text(text)
-    (out / "results.json").write_text(to_json(report) + "\n")
-    print(f"wrote {out / 'results.md'} and {out / 'results.json'}")
+    markdown, raw = out / f"{name}.md", out / f"{name}.json"
+    markdown.write_text(text)
+    raw.write_text(to_json(report) + "\n")
+    print(f"wrote {markdown} and {raw}")
 
 
 def to_json(report: dict[str, Any]) -> str:
