@@ -115,6 +115,8 @@ class Batcher:
         self.queue: deque[Pending] = deque()
         self.stats = stats
         self.dropped = 0
+        self.reserved = 0
+        """Places held for requests on their way (``reserve``)."""
         self._scheduled = False
         self._timer: asyncio.TimerHandle | None = None
         self._loop = asyncio.get_running_loop()
@@ -140,6 +142,17 @@ class Batcher:
             if not self.pool.recovering:
                 raise ModelNotReady()
             # A worker that served exited and its replacement is loading: wait for it.
+
+    def reserve(self) -> None:
+        """Hold a place in the queue for a request on its way (its head was read); every
+        reservation lapses at the loop's next turn, when such requests have been
+        submitted (see ``podium.server.admission``)."""
+        if not self.reserved:
+            self._loop.call_soon(self._lapse)
+        self.reserved += 1
+
+    def _lapse(self) -> None:
+        self.reserved = 0
 
     def failure(self, reason: str) -> ModelFailed:
         return ModelFailed(f"{self.pool.label} failed to load: {reason}")

@@ -119,6 +119,15 @@ class DataPlane:
             raise ShuttingDown()
         return self.registry.resolve(model, version)
 
+    def admit(self, served: ModelVersion) -> None:
+        """Refuse now (counted) if ``served`` would refuse a request: before its body is
+        read, so that under overload a refusal costs as little as possible."""
+        try:
+            served.batcher.admit()
+        except PodiumError as error:
+            served.stats.answered(error.status)
+            raise
+
     async def infer(
         self,
         served: ModelVersion,

@@ -93,7 +93,9 @@ def test_chunked_body_over_limit_is_413(echo_server: Server) -> None:
 def test_bad_content_length_is_refused(echo_server: Server) -> None:
     host, port = echo_server.url.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port)), timeout=5) as sock:
-        sock.sendall(b"POST /predictions/echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: abc\r\n\r\n")
+        sock.sendall(
+            b"POST /predictions/echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: abc\r\n\r\n"
+        )
         answer = sock.recv(4096)
     assert answer.startswith(b"HTTP/1.1 400")
     assert_serving(echo_server)
@@ -296,7 +298,9 @@ def test_oversized_request_head_is_431(echo_server: Server) -> None:
     with socket.create_connection((host, int(port)), timeout=5) as sock:
         # Just over the limit, and nothing more, so the server has read it all when it
         # closes (unread bytes would turn its close into a reset).
-        sock.sendall(b"POST /predictions/echo HTTP/1.1\r\nHost: localhost\r\nX-Big: " + b"a" * 70_000)
+        sock.sendall(
+            b"POST /predictions/echo HTTP/1.1\r\nHost: localhost\r\nX-Big: " + b"a" * 70_000
+        )
         answer = b""
         while chunk := sock.recv(65536):
             answer += chunk

@@ -48,6 +48,7 @@ class PodiumApp:
         inference_token: str | None = None,
     ) -> None:
         self.settings = settings
+        self.inference_token = inference_token
         self.registry = registry or Registry(settings)
         self.dataplane = DataPlane(self.registry)
         self.inference = InferenceEndpoint(self.dataplane, settings.max_body_bytes)

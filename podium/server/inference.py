@@ -15,7 +15,7 @@ of the request path (see the design page). FastAPI still documents them.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -57,7 +57,7 @@ class InferenceEndpoint:
         try:
             model, version, explain = self._route(scope)
             served = self.dataplane.resolve(model, version)
-            served.batcher.admit()
+            self.dataplane.admit(served)
             body, content_type = await self._read_body(scope, receive)
             if served.torchserve:
                 payload: Any = http_request(scope, body, content_type, explain)
@@ -79,17 +79,8 @@ class InferenceEndpoint:
             await send_response(send, response)
 
     def _route(self, scope: Scope) -> tuple[str, str | None, bool]:
-        """Model, version (None: the default) and whether an explanation is asked for."""
-        path: str = scope["path"]
-        if path == "/predict":
-            query = parse_qs(scope["query_string"].decode("latin-1"))
-            model = query.get("model", [""])[0] or self.dataplane.registry.default_model()
-            return model, None, False
-        explain = path.startswith(EXPLANATIONS)
-        parts = path[len(EXPLANATIONS if explain else PREDICTIONS) :].split("/")
-        if len(parts) > 2 or not parts[0] or (len(parts) == 2 and not parts[1]):
-            raise ModelNotFound(f"No route {path}")
-        return parts[0], parts[1] if len(parts) == 2 else None, explain
+        query = scope["query_string"].decode("latin-1")
+        return route_of(scope["path"], query, self.dataplane.registry.default_model)
 
     async def _read_body(self, scope: Scope, receive: Receive) -> tuple[bytes, str]:
         content_type = ""
@@ -118,6 +109,23 @@ class InferenceEndpoint:
             if not message.get("more_body", False):
                 break
         return b"".join(chunks) if len(chunks) != 1 else chunks[0], content_type
+
+
+def route_of(
+    path: str, query: str, default_model: Callable[[], str]
+) -> tuple[str, str | None, bool]:
+    """Model, version (None: the default) and whether an explanation is asked for, from an
+    inference route's path and query string."""
+    if path == "/predict":
+        model = parse_qs(query).get("model", [""])[0] if query else ""
+        return model or default_model(), None, False
+    explain = path.startswith(EXPLANATIONS)
+    if not explain and not path.startswith(PREDICTIONS):
+        raise ModelNotFound(f"No route {path}")
+    parts = path[len(EXPLANATIONS if explain else PREDICTIONS) :].split("/")
+    if len(parts) > 2 or not parts[0] or (len(parts) == 2 and not parts[1]):
+        raise ModelNotFound(f"No route {path}")
+    return parts[0], parts[1] if len(parts) == 2 else None, explain
 
 
 def http_request(scope: Scope, body: bytes, content_type: str, explain: bool) -> wire.HttpRequest:

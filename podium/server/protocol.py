@@ -8,7 +8,9 @@ byte at a time and hold a connection forever (slowloris). This protocol
   answers 431 and closes the connection;
 - notes when each connection started sending a head or a body; one sweep per
   ``client_timeout / 4`` (per server, not a timer per request) closes the connections
-  that have been at it longer than ``client_timeout``, answering 408.
+  that have been at it longer than ``client_timeout``, answering 408;
+- asks ``refusal`` (``podium.server.admission``) once a head is parsed, and writes its
+  answer at once when it has one (a model's queue is full), without an ASGI cycle.
 
 Bodies are bounded in size per request by the inference route.
 """
@@ -20,6 +22,8 @@ import time
 from typing import Any, ClassVar
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from podium.server.admission import Refusal
 
 MAX_HEAD_BYTES = 64 * 1024
 
@@ -49,12 +53,16 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     """``HttpToolsProtocol`` that refuses oversized heads and too slow clients."""
 
     client_timeout: ClassVar[float] = 30.0
+    refusal: ClassVar[Refusal | None] = None
+    """Asked once per request head: the whole answer to refuse it with at once (a model's
+    queue is full), or None (see ``podium.server.admission``)."""
     _sweeper: ClassVar[asyncio.Task[None] | None] = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         self.head_bytes = 0
         self.parsed_head_bytes = 0
         self.in_head = True
+        self.refused = False
         self.sending_since: float | None = time.monotonic()
         super().connection_made(transport)
         cls = type(self)
@@ -74,6 +82,8 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         self.sending_since = time.monotonic()
         self.parsed_head_bytes = 0
+        # A refused request armed the keep-alive timer; this connection is busy again.
+        self._unset_keepalive_if_required()
         super().on_message_begin()
 
     # A head that arrives in one write is parsed whole inside one ``data_received``: its
@@ -103,13 +113,39 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self.in_head = False
+        refusal = type(self).refusal
+        if (
+            refusal is not None
+            and (self.cycle is None or self.cycle.response_complete)
+            and self.parser.should_keep_alive()
+            and self.parser.get_http_version() == "1.1"
+        ):
+            port = (self.server or ("", 0))[1] or 0
+            answer = refusal(self.parser.get_method(), self.url, self.headers, port)
+            if answer is not None:
+                # Answered here: no ASGI cycle; the body, if any, is read and dropped.
+                self.refused = True
+                self.transport.write(answer)
+                self.server_state.total_requests += 1
+                return
         super().on_headers_complete()
+
+    def on_body(self, body: bytes) -> None:
+        if not self.refused:
+            super().on_body(body)
 
     def on_message_complete(self) -> None:
         # Whatever follows on this connection is the next request's head.
         self.in_head = True
         self.head_bytes = 0
         self.sending_since = None
+        if self.refused:
+            self.refused = False
+            if not self.transport.is_closing():
+                self.timeout_keep_alive_task = self.loop.call_later(
+                    self.timeout_keep_alive, self.timeout_keep_alive_handler
+                )
+            return
         super().on_message_complete()
 
     @classmethod
@@ -129,10 +165,12 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
                     transport.close()
 
 
-def limited_protocol(client_timeout: float) -> type[LimitedHttpToolsProtocol]:
-    """The protocol class with this server's client timeout."""
+def limited_protocol(
+    client_timeout: float, refusal: Refusal | None = None
+) -> type[LimitedHttpToolsProtocol]:
+    """The protocol class with this server's client timeout and edge refusal."""
     return type(
         "LimitedHttpToolsProtocol",
         (LimitedHttpToolsProtocol,),
-        {"client_timeout": client_timeout, "_sweeper": None},
+        {"client_timeout": client_timeout, "refusal": refusal, "_sweeper": None},
     )

@@ -11,8 +11,9 @@ from types import FrameType
 
 import uvicorn
 
+from podium.server.admission import EdgeAdmission
 from podium.server.app import PodiumApp
-from podium.server.hosts import is_loopback
+from podium.server.hosts import allowed_hosts, is_loopback
 from podium.server.protocol import limited_protocol
 from podium.settings import Settings
 from podium.token_file import write_secret
@@ -46,7 +47,7 @@ def run(settings: Settings) -> None:
     config = uvicorn.Config(
         app,
         loop="uvloop",
-        http=limited_protocol(settings.client_timeout),
+        http=limited_protocol(settings.client_timeout, edge_admission(app, settings, sockets[0])),
         lifespan="on",
         access_log=settings.access_log,
         # Podium answers what is left at drain_timeout itself (503 ShuttingDown); uvicorn's
@@ -56,6 +57,21 @@ def run(settings: Settings) -> None:
         server_header=False,
     )
     DrainingServer(config, app).run(sockets=sockets)
+
+
+def edge_admission(
+    app: PodiumApp, settings: Settings, inference: socket.socket
+) -> EdgeAdmission | None:
+    """Refusals at the HTTP layer for the inference port (off with the access log, which
+    would not see them)."""
+    if settings.access_log:
+        return None
+    return EdgeAdmission(
+        app.dataplane,
+        inference.getsockname()[1],
+        allowed_hosts(settings.host, settings.allowed_hosts),
+        app.inference_token,
+    )
 
 
 def listen(host: str, port: int) -> socket.socket:

@@ -1,0 +1,98 @@
+"""Refusing at the edge: a request for a model whose queue is full is answered 503 from the
+HTTP protocol itself, as soon as its head is parsed.
+
+Under overload most requests are refused, and what a refusal costs decides how much of
+the machine is left for the requests admitted. Through the ASGI app a refusal costs a
+task, a scope, a request/response cycle and two ``send`` calls; here it costs a lookup and
+one prepared write (see ``bench/RESULTS.md``, overload). Only the plain case is taken
+here: an inference route, a known model version whose queue is full, and a request that
+passes the Host and token checks.
+
+Heads are parsed one after another as data arrives, before any of their requests reaches
+the batcher: each one let through reserves a place in the queue until the loop's next
+turn (``Batcher.reserve``), so that a burst read in one turn is cut at the queue's size
+here rather than through the app. Anything else, including every error worth a message of
+its own, goes the usual way through the app.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable
+
+import orjson
+
+from podium.dataplane import DataPlane
+from podium.errors import QueueFull
+from podium.server.hosts import host_name
+from podium.server.inference import route_of
+
+Headers = list[tuple[bytes, bytes]]
+Refusal = Callable[[bytes, bytes, Headers, int], bytes | None]
+"""(method, URL, headers, local port) → the whole answer to write, or None to go on."""
+
+INFERENCE_METHODS = (b"POST", b"PUT")
+
+
+def _answer(error: QueueFull) -> bytes:
+    body = orjson.dumps(error.body())
+    head = [
+        b"HTTP/1.1 503 Service Unavailable",
+        b"content-type: application/json",
+        b"content-length: %d" % len(body),
+        *(b"%s: %s" % (k.lower().encode(), v.encode()) for k, v in error.headers().items()),
+    ]
+    return b"\r\n".join(head) + b"\r\n\r\n" + body
+
+
+QUEUE_FULL = _answer(QueueFull())
+
+
+class EdgeAdmission:
+    """Decides, from a request head alone, whether to refuse it at once (queue full)."""
+
+    def __init__(
+        self,
+        dataplane: DataPlane,
+        inference_port: int,
+        allowed_hosts: frozenset[str] | None,
+        token: str | None,
+    ) -> None:
+        self.dataplane = dataplane
+        self.port = inference_port
+        self.allowed_hosts = allowed_hosts
+        self.token = token.encode() if token is not None else None
+
+    def __call__(self, method: bytes, url: bytes, headers: Headers, port: int) -> bytes | None:
+        if method not in INFERENCE_METHODS or port != self.port or b"%" in url:
+            return None
+        path, _, query = url.decode("latin-1").partition("?")
+        dataplane = self.dataplane
+        try:
+            model, version, _ = route_of(path, query, dataplane.registry.default_model)
+            served = dataplane.resolve(model, version)
+        except Exception:  # unknown model, draining...: the usual path answers it
+            return None
+        batcher = served.batcher
+        if len(batcher.queue) + batcher.reserved < batcher.max_queue:
+            batcher.reserve()
+            return None
+        if not self._passes(headers):
+            return None
+        served.stats.answered(QueueFull.status)
+        return QUEUE_FULL
+
+    def _passes(self, headers: Headers) -> bool:
+        """The Host and token checks the app would apply (a failure is answered there)."""
+        host_ok = self.allowed_hosts is None
+        token_ok = self.token is None
+        for name, value in headers:
+            if name == b"host" and not host_ok:
+                host_ok = host_name(value) in (self.allowed_hosts or ())
+            elif name == b"authorization" and not token_ok:
+                scheme, _, given = value.partition(b" ")
+                token_ok = scheme.lower() == b"bearer" and hmac.compare_digest(
+                    given.strip(), self.token or b""
+                )
+        # A request without Host passes the Host check (as in HostGuard).
+        return (host_ok or not any(n == b"host" for n, _ in headers)) and token_ok
