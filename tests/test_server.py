@@ -274,8 +274,8 @@ def test_pipelined_requests_get_answers_in_order(echo_server: Server) -> None:
     def request(i: int) -> bytes:
         body = b'{"i": %d}' % i
         return (
-            b"POST /predictions/echo HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
-            b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+            b"POST /predictions/echo HTTP/1.1\r\nHost: localhost\r\n"
+            b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
         )
 
     answer = raw_exchange(
