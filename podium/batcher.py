@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any, Literal
 
 from podium import wire
@@ -117,6 +118,8 @@ class Batcher:
         self.dropped = 0
         self.reserved = 0
         """Places held for requests on their way (``reserve``)."""
+        self.held: deque[Callable[[], None]] = deque()
+        """Refused connections waiting for room, oldest first (``hold``)."""
         self._scheduled = False
         self._timer: asyncio.TimerHandle | None = None
         self._loop = asyncio.get_running_loop()
@@ -128,7 +131,12 @@ class Batcher:
         self.admit()
         item = Pending(payload, self._loop.create_future(), self.request_timeout)
         self.queue.append(item)
-        self._schedule()
+        if len(self.queue) >= self.batch_size and self.pool.idle:
+            # A full batch and a worker for it: nothing to wait for, and under a burst the
+            # queue makes room for the next requests read in this turn.
+            self.dispatch()
+        else:
+            self._schedule()
         return item
 
     def admit(self) -> None:
@@ -143,6 +151,13 @@ class Batcher:
                 raise ModelNotReady()
             # A worker that served exited and its replacement is loading: wait for it.
 
+    @property
+    def room(self) -> int:
+        """Requests that could be taken now: free places in the queue (less those held for
+        requests on their way), plus a batch per idle worker (they would not wait)."""
+        idle = len(self.pool.idle) * self.batch_size
+        return self.max_queue - len(self.queue) - self.reserved + idle
+
     def reserve(self) -> None:
         """Hold a place in the queue for a request on its way (its head was read); every
         reservation lapses at the loop's next turn, when such requests have been
@@ -153,6 +168,19 @@ class Batcher:
 
     def _lapse(self) -> None:
         self.reserved = 0
+
+    def hold(self, resume: Callable[[], None]) -> None:
+        """Keep a refused connection unread until the queue has room (``resume`` is called
+        then, oldest first) or ``Retry-After`` has passed."""
+        self.held.append(resume)
+        self._loop.call_later(QueueFull.retry_after, resume)
+
+    def _release_held(self) -> None:
+        room = self.room
+        held = self.held
+        while held and room > 0:
+            held.popleft()()
+            room -= 1
 
     def failure(self, reason: str) -> ModelFailed:
         return ModelFailed(f"{self.pool.label} failed to load: {reason}")
@@ -173,7 +201,13 @@ class Batcher:
             self._loop.call_soon(self.dispatch)
 
     def dispatch(self) -> None:
-        """Send batches to idle workers while there is work; the loop calls this."""
+        """Send batches to idle workers while there is work; the loop calls this. Then
+        resume as many refused connections as the queue has room for."""
+        self._dispatch()
+        if self.held and self.pool.idle and not self.queue:
+            self._release_held()
+
+    def _dispatch(self) -> None:
         self._scheduled = False
         if self._timer is not None:
             self._timer.cancel()

@@ -119,6 +119,10 @@ class Settings(BaseSettings):
     strict_health: bool = False
     """/ping is unhealthy while any model version is failed (by default a failed version
     is listed in the answer and the others keep the server healthy)."""
+    hold_refused: bool = True
+    """Do not read a connection refused for a full queue again until Retry-After has passed
+    or the model has idle capacity (clients that retry at once cannot then keep the server
+    busy refusing them)."""
     drain_timeout: float = Field(default=30.0, ge=0)
     """Seconds SIGTERM waits for in-flight requests before the server exits."""
     batching: Literal["adaptive", "fixed"] | None = None

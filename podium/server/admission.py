@@ -6,13 +6,21 @@ the machine is left for the requests admitted. Through the ASGI app a refusal co
 task, a scope, a request/response cycle and two ``send`` calls; here it costs a lookup and
 one prepared write (see ``bench/RESULTS.md``, overload). Only the plain case is taken
 here: an inference route, a known model version whose queue is full, and a request that
-passes the Host and token checks.
+passes the Host and token checks. Anything else, including every error worth a message of
+its own, goes the usual way through the app.
 
 Heads are parsed one after another as data arrives, before any of their requests reaches
-the batcher: each one let through reserves a place in the queue until the loop's next
-turn (``Batcher.reserve``), so that a burst read in one turn is cut at the queue's size
-here rather than through the app. Anything else, including every error worth a message of
-its own, goes the usual way through the app.
+the batcher: each one let through reserves a place (``Batcher.reserve``: in the queue, or
+in a batch for an idle worker) until the loop's next turn, so that a burst read in one
+turn is cut at what the model can take here rather than through the app.
+
+A refused connection is not read again until ``Retry-After`` has passed or its model has
+idle capacity (``hold_refused``, on by default): a client that retries at once, ignoring
+``Retry-After``, waits instead of making the server refuse it again and again, so the
+refusals left cost little and the admitted requests keep the machine. A client that
+honours ``Retry-After`` never notices; one that sends another model's request on the same
+connection right after a refusal waits too (``--no-hold-refused`` turns this off, at the
+cost of most of the throughput under overload: bench/RESULTS.md).
 """
 
 from __future__ import annotations
@@ -28,8 +36,11 @@ from podium.server.hosts import host_name
 from podium.server.inference import route_of
 
 Headers = list[tuple[bytes, bytes]]
-Refusal = Callable[[bytes, bytes, Headers, int], bytes | None]
-"""(method, URL, headers, local port) → the whole answer to write, or None to go on."""
+Hold = Callable[[Callable[[], None]], None]
+"""Takes a refused connection's ``resume``: called when its model has room again."""
+Refusal = Callable[[bytes, bytes, Headers, int], tuple[bytes, Hold | None] | None]
+"""(method, URL, headers, local port) → the whole answer to write and where to hold the
+connection, or None to go on."""
 
 INFERENCE_METHODS = (b"POST", b"PUT")
 
@@ -57,13 +68,17 @@ class EdgeAdmission:
         inference_port: int,
         allowed_hosts: frozenset[str] | None,
         token: str | None,
+        hold: bool = True,
     ) -> None:
         self.dataplane = dataplane
         self.port = inference_port
         self.allowed_hosts = allowed_hosts
         self.token = token.encode() if token is not None else None
+        self.hold = hold
 
-    def __call__(self, method: bytes, url: bytes, headers: Headers, port: int) -> bytes | None:
+    def __call__(
+        self, method: bytes, url: bytes, headers: Headers, port: int
+    ) -> tuple[bytes, Hold | None] | None:
         if method not in INFERENCE_METHODS or port != self.port or b"%" in url:
             return None
         path, _, query = url.decode("latin-1").partition("?")
@@ -74,13 +89,13 @@ class EdgeAdmission:
         except Exception:  # unknown model, draining...: the usual path answers it
             return None
         batcher = served.batcher
-        if len(batcher.queue) + batcher.reserved < batcher.max_queue:
+        if batcher.room > 0:
             batcher.reserve()
             return None
         if not self._passes(headers):
             return None
         served.stats.answered(QueueFull.status)
-        return QUEUE_FULL
+        return QUEUE_FULL, batcher.hold if self.hold else None
 
     def _passes(self, headers: Headers) -> bool:
         """The Host and token checks the app would apply (a failure is answered there)."""

@@ -121,14 +121,23 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             and self.parser.get_http_version() == "1.1"
         ):
             port = (self.server or ("", 0))[1] or 0
-            answer = refusal(self.parser.get_method(), self.url, self.headers, port)
-            if answer is not None:
-                # Answered here: no ASGI cycle; the body, if any, is read and dropped.
+            refused = refusal(self.parser.get_method(), self.url, self.headers, port)
+            if refused is not None:
+                # Answered here: no ASGI cycle; the body, if any, is read and dropped. The
+                # connection is read again once the model has room (see admission).
+                answer, hold = refused
                 self.refused = True
                 self.transport.write(answer)
                 self.server_state.total_requests += 1
+                if hold is not None:
+                    self.flow.pause_reading()
+                    hold(self._resume)
                 return
         super().on_headers_complete()
+
+    def _resume(self) -> None:
+        if not self.transport.is_closing():
+            self.flow.resume_reading()
 
     def on_body(self, body: bytes) -> None:
         if not self.refused:

@@ -71,6 +71,7 @@ def edge_admission(
         inference.getsockname()[1],
         allowed_hosts(settings.host, settings.allowed_hosts),
         app.inference_token,
+        hold=settings.hold_refused,
     )
 
 
