@@ -118,8 +118,9 @@ class Batcher:
         self.dropped = 0
         self.reserved = 0
         """Places held for requests on their way (``reserve``)."""
-        self.held: deque[Callable[[], None]] = deque()
-        """Refused connections waiting for room, oldest first (``hold``)."""
+        self.held: deque[tuple[float, Callable[[], None]]] = deque()
+        """Refused connections waiting for room, oldest first, with when their timer
+        resumes them anyway (``hold``)."""
         self._scheduled = False
         self._timer: asyncio.TimerHandle | None = None
         self._loop = asyncio.get_running_loop()
@@ -170,16 +171,20 @@ class Batcher:
         self.reserved = 0
 
     def hold(self, resume: Callable[[], None]) -> None:
-        """Keep a refused connection unread until the queue has room (``resume`` is called
-        then, oldest first) or ``Retry-After`` has passed."""
-        self.held.append(resume)
+        """Keep a refused connection unread until the version has idle capacity (``resume``
+        is called then, oldest first) or ``Retry-After`` has passed."""
+        now = self._loop.time()
+        held = self.held
+        while held and held[0][0] <= now:  # resumed by their timers already
+            held.popleft()
+        held.append((now + QueueFull.retry_after, resume))
         self._loop.call_later(QueueFull.retry_after, resume)
 
     def _release_held(self) -> None:
         room = self.room
         held = self.held
         while held and room > 0:
-            held.popleft()()
+            held.popleft()[1]()
             room -= 1
 
     def failure(self, reason: str) -> ModelFailed:
