@@ -65,6 +65,8 @@ class Registry:
         self.models: dict[str, dict[str, ModelVersion]] = {}
         self.defaults: dict[str, str] = {}
         self._pinned: set[str] = set()
+        self.generation = 0
+        """Bumped whenever what ``resolve`` answers may change (for callers that cache)."""
         self.starting = True
         """The model store is still being loaded (``/ping`` is unhealthy until it is)."""
         self._work_dir: Path | None = None
@@ -185,6 +187,7 @@ class Registry:
         )
         versions = self.models.setdefault(manifest.name, {})
         versions[manifest.version] = version
+        self.generation += 1
         await pool.start()
         # A new version becomes the default only once it is ready (unless one was set),
         # so registering it under load fails no request.
@@ -194,6 +197,7 @@ class Registry:
         elif manifest.name not in self._pinned:
             ready = [v for v, served in versions.items() if served.ready]
             self.defaults[manifest.name] = default_version(ready or list(versions))
+        self.generation += 1
         return version
 
     async def register(
@@ -246,6 +250,7 @@ class Registry:
 
     async def _remove(self, served: ModelVersion) -> None:
         """Stop routing to a version, drain it (up to ``drain_timeout``), stop it."""
+        self.generation += 1
         versions = self.models.get(served.name, {})
         if versions.get(served.version) is served:
             del versions[served.version]
@@ -264,6 +269,7 @@ class Registry:
     def set_default(self, name: str, version: str) -> None:
         self.resolve(name, version)
         self.defaults[name] = version
+        self.generation += 1
         self._pinned.add(name)
 
     def resolve(self, name: str, version: str | None = None) -> ModelVersion:

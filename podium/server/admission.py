@@ -27,11 +27,13 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Callable
+from typing import Any
 
 import orjson
 
 from podium.dataplane import DataPlane
 from podium.errors import QueueFull
+from podium.registry import ModelVersion
 from podium.server.hosts import host_name
 from podium.server.inference import route_of
 
@@ -43,6 +45,7 @@ Refusal = Callable[[bytes, bytes, Headers, int], tuple[bytes, Hold | None] | Non
 connection, or None to go on."""
 
 INFERENCE_METHODS = (b"POST", b"PUT")
+MISSING: Any = object()
 
 
 def _answer(error: QueueFull) -> bytes:
@@ -75,18 +78,21 @@ class EdgeAdmission:
         self.allowed_hosts = allowed_hosts
         self.token = token.encode() if token is not None else None
         self.hold = hold
+        self._routes: dict[bytes, ModelVersion | None] = {}
+        self._generation = -1
 
     def __call__(
         self, method: bytes, url: bytes, headers: Headers, port: int
     ) -> tuple[bytes, Hold | None] | None:
-        if method not in INFERENCE_METHODS or port != self.port or b"%" in url:
+        if port != self.port or method not in INFERENCE_METHODS:
             return None
-        path, _, query = url.decode("latin-1").partition("?")
-        dataplane = self.dataplane
-        try:
-            model, version, _ = route_of(path, query, dataplane.registry.default_model)
-            served = dataplane.resolve(model, version)
-        except Exception:  # unknown model, draining...: the usual path answers it
+        if self.dataplane.registry.generation != self._generation:
+            self._routes.clear()
+            self._generation = self.dataplane.registry.generation
+        served = self._routes.get(url, MISSING)
+        if served is MISSING:
+            served = self._served(url)
+        if served is None or self.dataplane.draining:
             return None
         batcher = served.batcher
         if batcher.room > 0:
@@ -96,6 +102,23 @@ class EdgeAdmission:
             return None
         served.stats.answered(QueueFull.status)
         return QUEUE_FULL, batcher.hold if self.hold else None
+
+    def _served(self, url: bytes) -> ModelVersion | None:
+        """The version a request target goes to (None: the usual path answers it),
+        remembered per target until the registry changes."""
+        registry = self.dataplane.registry
+        if len(self._routes) > 1024:
+            self._routes.clear()
+        served = None
+        if b"%" not in url:
+            path, _, query = url.decode("latin-1").partition("?")
+            try:
+                model, version, _ = route_of(path, query, registry.default_model)
+                served = registry.resolve(model, version)
+            except Exception:  # unknown model or route: the usual path answers it
+                served = None
+        self._routes[url] = served
+        return served
 
     def _passes(self, headers: Headers) -> bool:
         """The Host and token checks the app would apply (a failure is answered there)."""

@@ -57,19 +57,31 @@ class HostGuard:
     def __init__(self, app: ASGIApp, allowed: frozenset[str]) -> None:
         self.app = app
         self.allowed = allowed
+        # Clients send the same few Host values again and again: remember the verdicts
+        # (bounded: a client sending endless names only resets the memory).
+        self._seen: dict[bytes, bool] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             for name, value in scope["headers"]:
                 if name == b"host":
-                    host = host_name(value)
-                    if host not in self.allowed:
+                    allowed = self._seen.get(value)
+                    if allowed is None:
+                        allowed = self._learn(value)
+                    if not allowed:
+                        host = host_name(value)
                         await send_error(
                             send, MisdirectedRequest(f"This server does not answer to {host!r}")
                         )
                         return
                     break
         await self.app(scope, receive, send)
+
+    def _learn(self, value: bytes) -> bool:
+        if len(self._seen) >= 256:
+            self._seen.clear()
+        allowed = self._seen[value] = host_name(value) in self.allowed
+        return allowed
 
 
 def guard_hosts(app: ASGIApp, bound: str, extra: list[str]) -> ASGIApp:

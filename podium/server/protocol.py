@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import asyncio
 import time
+import typing
 from typing import Any, ClassVar
 
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 from podium.server.admission import Refusal
 
@@ -45,6 +46,15 @@ HEAD_TOO_LARGE = _answer(b"431 Request Header Fields Too Large", b"Request head 
 TOO_SLOW = _answer(b"408 Request Timeout", b"The request was sent too slowly")
 
 
+class _Answered:
+    """Stands for the cycle of a request answered by the protocol itself."""
+
+    response_complete = True
+
+
+ANSWERED = typing.cast(RequestResponseCycle, _Answered())
+
+
 class HeadTooLarge(Exception):
     """Raised inside the parser's callbacks to stop a head over ``MAX_HEAD_BYTES``."""
 
@@ -60,7 +70,8 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         self.head_bytes = 0
-        self.parsed_head_bytes = 0
+        self.large_chunk = False
+        self.head_too_large = False
         self.in_head = True
         self.refused = False
         self.sending_since: float | None = time.monotonic()
@@ -72,6 +83,9 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         if self.in_head:
             self.head_bytes += len(data)
+        # A chunk this large may hold a whole head over the limit, which the check after
+        # parsing would miss (the head is complete by then): on_headers_complete measures.
+        self.large_chunk = len(data) > MAX_HEAD_BYTES
         super().data_received(data)
         # Only a head still incomplete after this chunk counts: a chunk that finished
         # the head may carry body bytes too.
@@ -81,30 +95,16 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         self.sending_since = time.monotonic()
-        self.parsed_head_bytes = 0
         # A refused request armed the keep-alive timer; this connection is busy again.
         self._unset_keepalive_if_required()
         super().on_message_begin()
 
-    # A head that arrives in one write is parsed whole inside one ``data_received``: its
-    # size is counted as the parser hands over the URL and each header.
-
-    def on_url(self, url: bytes) -> None:
-        self._count_head(len(url))
-        super().on_url(url)
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._count_head(len(name) + len(value) + 4)
-        super().on_header(name, value)
-
-    def _count_head(self, size: int) -> None:
-        self.parsed_head_bytes += size
-        if self.parsed_head_bytes > MAX_HEAD_BYTES:
-            # Stops the parser; uvicorn then calls send_400_response, answered 431 below.
-            raise HeadTooLarge()
+    def _head_size(self) -> int:
+        """The parsed head's size: request target and headers, with their separators."""
+        return len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
 
     def send_400_response(self, msg: str) -> None:
-        if self.parsed_head_bytes > MAX_HEAD_BYTES:
+        if self.head_too_large:
             if not self.transport.is_closing():
                 self.transport.write(HEAD_TOO_LARGE)
                 self.transport.close()
@@ -113,6 +113,10 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self.in_head = False
+        if self.large_chunk and self._head_size() > MAX_HEAD_BYTES:
+            # Stops the parser; uvicorn then calls send_400_response, answered 431 above.
+            self.head_too_large = True
+            raise HeadTooLarge()
         refusal = type(self).refusal
         if (
             refusal is not None
@@ -127,6 +131,8 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
                 # connection is read again once the model has room (see admission).
                 answer, hold = refused
                 self.refused = True
+                # uvicorn drops the body and the end of a request whose cycle is complete.
+                self.cycle = ANSWERED
                 self.transport.write(answer)
                 self.server_state.total_requests += 1
                 if hold is not None:
@@ -138,10 +144,6 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     def _resume(self) -> None:
         if not self.transport.is_closing():
             self.flow.resume_reading()
-
-    def on_body(self, body: bytes) -> None:
-        if not self.refused:
-            super().on_body(body)
 
     def on_message_complete(self) -> None:
         # Whatever follows on this connection is the next request's head.
