@@ -2,6 +2,7 @@
 
     python bench/overload.py [--duration 10] [--connections 1000] [--queue 32] [--out bench/out]
                              [--probe-rate 40] [--probe-connection keep-alive|fresh]
+                             [--probe-retry-after]
 
 The acceptance figure of the hardening issue: with the queue bounded, a server flooded by
 far more clients than it can serve should keep answering about as many of them as at its
@@ -82,8 +83,11 @@ def podium_name(queue: int) -> str:
 # ----------------------------------------------------------------------------- probe
 
 
-def probe(port: int, start_at: float, seconds: float, rate: float, fresh: bool) -> dict[str, Any]:
-    """From wall-clock ``start_at``, POST one request at a time, ``rate`` a second at most."""
+def probe(
+    port: int, start_at: float, seconds: float, rate: float, fresh: bool, polite: bool = False
+) -> dict[str, Any]:
+    """From wall-clock ``start_at``, POST one request at a time, ``rate`` a second at most
+    (``polite``: after a 503, not before its ``Retry-After`` has passed)."""
     body = json.dumps(nsmc.REQUEST, ensure_ascii=False).encode()
     time.sleep(max(0.0, start_at - time.time()))
     waited = run_queue_wait()
@@ -100,6 +104,8 @@ def probe(port: int, start_at: float, seconds: float, rate: float, fresh: bool) 
         next_send = max(next_send + interval, clock())
         sample, connection = probe_once(connection, port, body)
         samples.append(sample)
+        if polite and sample.get("retry_after"):
+            next_send = max(next_send, clock() + float(sample["retry_after"]))
         if fresh and connection is not None:
             connection.close()
             connection = None
@@ -160,6 +166,7 @@ def run_probe(port: int, start_at: float, seconds: float, args: argparse.Namespa
         "taskset", "-c", str(nsmc.CLIENT_CORE), sys.executable, __file__,
         "--probe", str(port), "--probe-at", repr(start_at), "--probe-for", repr(seconds),
         "--probe-rate", str(args.probe_rate), "--probe-connection", args.probe_connection,
+        *(["--probe-retry-after"] if args.probe_retry_after else []),
     ]  # fmt: skip
     timeout = start_at - time.time() + seconds + PROBE_TIMEOUT + 30
     done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
@@ -400,7 +407,9 @@ def render_statuses(runs: dict[str, list[Run]]) -> list[str]:
 def render_probes(runs: dict[str, list[Run]], args: argparse.Namespace) -> list[str]:
     lines = [
         f"Probe ({args.probe_rate:g} requests/s at most, one at a time, "
-        f"{args.probe_connection} connection, core {nsmc.CLIENT_CORE}) during the "
+        f"{args.probe_connection} connection"
+        f"{', honouring Retry-After' if args.probe_retry_after else ''}, "
+        f"core {nsmc.CLIENT_CORE}) during the "
         f"{args.connections:,}-connection run:",
         "",
         "| server | probe requests | status | count | p50 ms | p99 ms | max ms |",
@@ -535,6 +544,12 @@ def parse_args() -> argparse.Namespace:
         default="keep-alive",
         help="the probe keeps one connection, or opens one per request (timed with it)",
     )
+    parser.add_argument(
+        "--probe-retry-after",
+        action="store_true",
+        help="the probe honours Retry-After: after a 503 it waits that long before its next "
+        "request (as HTTP clients should)",
+    )
     # The fresh process run_probe starts.
     parser.add_argument("--probe", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--probe-at", type=float, help=argparse.SUPPRESS)
@@ -565,7 +580,7 @@ def main() -> None:
     if args.probe is not None:
         found = probe(
             args.probe, args.probe_at, args.probe_for, args.probe_rate,
-            args.probe_connection == "fresh",
+            args.probe_connection == "fresh", args.probe_retry_after,
         )  # fmt: skip
         print(json.dumps(found))
         return
