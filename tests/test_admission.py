@@ -40,15 +40,18 @@ def connect(server: Server) -> socket.socket:
     return socket.create_connection((host, int(port)), timeout=10)
 
 
-@pytest.fixture
-def busy(make_archive: MakeArchive, start_server: StartServer) -> Iterator[Server]:
-    """A server whose one worker runs a 3 s request while another fills the queue (1)."""
-    make_archive("echo", batch_size=1)
-    server = start_server("--workers", "1", "--max-queue", "1", "--request-timeout", "20")
+def fill(
+    server: Server, seconds: float, headers: dict[str, str] | None = None
+) -> list[threading.Thread]:
+    """Occupy a one-worker server whose queue holds one: a request runs for ``seconds``
+    while another waits. Returns the threads sending them (join them at the end)."""
     threads = [
         threading.Thread(
             target=lambda: httpx.post(
-                f"{server.url}/predictions/echo", json={"sleep": 3}, timeout=20
+                f"{server.url}/predictions/echo",
+                json={"sleep": seconds},
+                headers=headers,
+                timeout=20,
             )
         )
         for _ in range(2)
@@ -56,6 +59,15 @@ def busy(make_archive: MakeArchive, start_server: StartServer) -> Iterator[Serve
     for thread in threads:
         thread.start()
         time.sleep(0.3)
+    return threads
+
+
+@pytest.fixture
+def busy(make_archive: MakeArchive, start_server: StartServer) -> Iterator[Server]:
+    """A server whose one worker runs a 3 s request while another fills the queue (1)."""
+    make_archive("echo", batch_size=1)
+    server = start_server("--workers", "1", "--max-queue", "1", "--request-timeout", "20")
+    threads = fill(server, 3)
     yield server
     for thread in threads:
         thread.join()
@@ -103,17 +115,7 @@ def test_without_holding_a_retry_is_refused_at_once(
 ) -> None:
     make_archive("echo", batch_size=1)
     server = start_server("--workers", "1", "--max-queue", "1", "--no-hold-refused")
-    slow = [
-        threading.Thread(
-            target=lambda: httpx.post(
-                f"{server.url}/predictions/echo", json={"sleep": 2}, timeout=20
-            )
-        )
-        for _ in range(2)
-    ]
-    for thread in slow:
-        thread.start()
-        time.sleep(0.3)
+    slow = fill(server, 2)
     with connect(server) as sock:
         for _ in range(3):
             start = time.monotonic()
@@ -138,18 +140,7 @@ def test_the_edge_never_answers_without_the_inference_token(
 ) -> None:
     make_archive("echo", batch_size=1)
     server = start_server("--workers", "1", "--max-queue", "1", "--inference-token", "sesame")
-    auth = {"authorization": "Bearer sesame"}
-    slow = [
-        threading.Thread(
-            target=lambda: httpx.post(
-                f"{server.url}/predictions/echo", json={"sleep": 2}, headers=auth, timeout=20
-            )
-        )
-        for _ in range(2)
-    ]
-    for thread in slow:
-        thread.start()
-        time.sleep(0.3)
+    slow = fill(server, 2, {"authorization": "Bearer sesame"})
     with connect(server) as sock:
         sock.sendall(request())
         assert read_answers(sock, 1).startswith(b"HTTP/1.1 401")
