@@ -21,7 +21,7 @@ import joblib
 from fastapi import FastAPI
 from pydantic import BaseModel
 
-from podium.demo import example_dir
+from podium.cli.example import example_dir
 
 LABELS = ("negative", "positive")
 

@@ -4,10 +4,10 @@
 
 One run measures, in order:
 
-1. **In-process ceiling.** The example is trained and archived (``podium.demo.build``), the
-   archive is unpacked and its handler loaded the way a worker does (``podium.worker.load``),
-   and ``handler.handle`` is timed on single requests and on batches of 32, pinned to core 1
-   with one BLAS/OpenMP thread. No HTTP, no JSON, no IPC: the most a server could reach.
+1. **In-process ceiling.** The example is trained and archived
+   (``podium.cli.example.build``), the archive is unpacked and its handler loaded the way a
+   worker does (``podium.backends.local.worker.load``), and ``handler.handle`` is timed on
+   single requests and on batches of 32, pinned to core 1 with one BLAS/OpenMP thread. No HTTP, no JSON, no IPC: the most a server could reach.
 2. **podium**, ``podium serve`` pinned to core 1 (front end and its worker process share
    it), once per batching policy: ``adaptive`` (the default) and ``fixed`` (the archive's
    5 ms ``max_batch_delay``, batch 32).
@@ -131,7 +131,7 @@ class Server:
 
 def build_model(work: Path) -> tuple[Path, Path]:
     """Train and archive the example; return the archive and the bare model.joblib."""
-    from podium.demo import build
+    from podium.cli.example import build
 
     store, build_dir = work / "store", work / "build"
     archive = build(store, build_dir, report=lambda line: print(f"  train: {line}"))
@@ -176,9 +176,9 @@ def time_calls(
 
 def in_process_baseline(archive: Path, work: Path, seconds: float) -> dict[str, Any]:
     """Time the handler without a server: one request per call, and 32 per call."""
-    from podium import wire
     from podium.archive import unpack
-    from podium.worker import load
+    from podium.backends.local import wire
+    from podium.backends.local.worker import load
 
     model_dir = work / "unpacked"
     unpack(archive, model_dir)

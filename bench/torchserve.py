@@ -23,9 +23,9 @@ from ``/proc``. Every request is ``POST /predictions/nsmc_ts`` with the ``text/p
    JSON). Both places, because TorchServe takes these from the archive's yaml when it
    sets them and reads ``config.properties`` only for what the yaml leaves out.
 2. **In-process ceiling.** The archive is unpacked and its handler loaded the way a podium
-   worker does (``podium.mar.unpack``, ``podium.worker.load``), in a fresh process on core 1
-   with one torch thread, and ``handler.handle`` is timed on 1 request and on 32 per call:
-   no HTTP, no IPC, the most a server could reach.
+   worker does (``podium.archive.mar.unpack``, ``podium.backends.local.worker.load``), in a
+   fresh process on core 1 with one torch thread, and ``handler.handle`` is timed on 1
+   request and on 32 per call: no HTTP, no IPC, the most a server could reach.
 3. **Per case** (batch size 1; batch size 32 with a 5 ms delay): **TorchServe**
    (``torchserve --start --foreground --ncs --disable-token-auth --ts-config``: its launcher,
    the Java front end and its Python worker, default logging), then **podium** (``podium
@@ -206,9 +206,9 @@ def time_handler(mar: Path, work: Path, seconds: float) -> dict[str, Any]:
     """Load the .mar as a podium worker does; time ``handle`` on 1 and on 32 requests."""
     import torch
 
-    from podium import wire
-    from podium.mar import unpack
-    from podium.worker import load
+    from podium.archive.mar import unpack
+    from podium.backends.local import wire
+    from podium.backends.local.worker import load
 
     torch.set_num_threads(1)
     model_dir = work / "unpacked"
@@ -223,7 +223,7 @@ def time_handler(mar: Path, work: Path, seconds: float) -> dict[str, Any]:
     single_ms = statistics.fmean(single)
     batch_ms = statistics.fmean(batched) / BATCH
     return {
-        "loader": "podium.mar.unpack + podium.worker.load",
+        "loader": "podium.archive.mar.unpack + podium.backends.local.worker.load",
         "handler": type(handler).__name__,
         "answer": repr(answer[0])[:200],
         "torch_threads": torch.get_num_threads(),

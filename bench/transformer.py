@@ -9,7 +9,7 @@ core 1, ``wrk -t1`` pinned to core 0 POSTing ``{"text": "정말 재밌게 잘봤
 
 1. **In-process ceiling.** The example is trained and archived
    (``examples/transformer_sentiment/train.py``), unpacked and loaded the way a worker
-   does (``podium.worker.load``, one torch thread) and timed on core 1: the handler's
+   does (``podium.backends.local.worker.load``, one torch thread) and timed on core 1: the handler's
    ``inference`` on batches of 32 texts (the archive's batch size, the batch podium
    forms at 64 connections) in a loop, and ``handle`` on one request and on 32.
 2. **podium** (``podium serve`` on core 1: front end and one worker share it), with the
@@ -84,9 +84,9 @@ def in_process_baseline(archive: Path, work: Path, seconds: int) -> dict[str, An
 
 def time_handler(archive: Path, work: Path, seconds: float) -> dict[str, Any]:
     """Time ``inference`` on batches of 32, and ``handle`` on 1 and on 32 requests."""
-    from podium import wire
     from podium.archive import unpack
-    from podium.worker import load
+    from podium.backends.local import wire
+    from podium.backends.local.worker import load
 
     model_dir = work / "unpacked"
     unpack(archive, model_dir)

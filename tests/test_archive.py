@@ -13,7 +13,7 @@ import orjson
 import pytest
 
 from podium import archive
-from podium.archive import MANIFEST_PATH, Manifest, pack, read_manifest, unpack, verify
+from podium.archive import MANIFEST_PATH, Manifest, native, pack, read_manifest, unpack, verify
 from podium.errors import ArchiveError
 from tests.conftest import (
     HANDLERS,
@@ -157,7 +157,7 @@ def test_no_manifest(tmp_path: Path) -> None:
 def test_oversized_member_is_refused(
     packed: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(archive, "MAX_MEMBER_BYTES", 10)
+    monkeypatch.setattr(native, "MAX_MEMBER_BYTES", 10)
     with pytest.raises(ArchiveError, match="larger than the member limit"):
         unpack(packed, tmp_path / "out")
 
@@ -223,9 +223,9 @@ def test_extract_counts_the_bytes_it_writes(tmp_path: Path) -> None:
     # No header check first: extract's own count stops the bomb.
     bomb = zip_bomb(tmp_path / "bomb-1.0.podium", BOMB_ZEROS)
     manifest = read_manifest(bomb)
-    budget = archive.UnpackBudget(archive.UnpackLimits(), bomb.stat().st_size, bomb.name)
+    budget = native.UnpackBudget(archive.UnpackLimits(), bomb.stat().st_size, bomb.name)
     with zipfile.ZipFile(bomb) as zf, pytest.raises(ArchiveError, match="max_compression_ratio"):
-        archive.extract(zf, manifest, manifest.files, bomb.name, tmp_path / "out", budget)
+        native.extract(zf, manifest, manifest.files, bomb.name, tmp_path / "out", budget)
     assert not (tmp_path / "out").exists()
 
 

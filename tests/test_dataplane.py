@@ -10,9 +10,9 @@ from typing import Any
 import orjson
 import pytest
 
-from podium.dataplane import MAX_JSON_DEPTH, DataPlane, parse_payload
+from podium.core.dataplane import MAX_JSON_DEPTH, DataPlane, parse_payload
+from podium.core.registry import Registry
 from podium.errors import InvalidRequest
-from podium.registry import Registry
 from podium.settings import Settings
 from tests.conftest import MakeArchive
 

@@ -12,7 +12,7 @@ import pytest
 
 from podium import Client, Context
 from podium.archive import unpack
-from podium.demo import EXAMPLE, build, example_dir
+from podium.cli.example import EXAMPLE, build, example_dir
 from tests.conftest import StartServer
 
 

@@ -18,7 +18,7 @@ import pytest
 
 import podium
 from podium.archive import unpack
-from podium.demo import build
+from podium.cli.example import build
 from tests.conftest import StartServer
 
 pytest.importorskip("transformers")

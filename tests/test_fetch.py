@@ -16,8 +16,8 @@ from urllib.parse import unquote
 
 import pytest
 
+from podium.core.fetch import DOWNLOAD_TIMEOUT, check_allowed, normalise
 from podium.errors import Forbidden
-from podium.fetch import DOWNLOAD_TIMEOUT, check_allowed, normalise
 from podium.settings import Settings
 from tests.conftest import MakeArchive, StartServer, zip_bomb
 

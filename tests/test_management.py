@@ -334,7 +334,7 @@ def test_inference_token_guards_everything_but_ping(
 
 
 def test_inference_token_is_required_beyond_loopback(tmp_path: Path) -> None:
-    from podium.server.run import inference_token
+    from podium.frontends.rest.run import inference_token
     from podium.settings import Settings
 
     token_file = tmp_path / "token"

@@ -13,9 +13,10 @@ from pathlib import Path
 import orjson
 import pytest
 
-from podium import archive, mar
+from podium import archive
+from podium.archive import mar, native
+from podium.core.store import ModelStore
 from podium.errors import ArchiveError
-from podium.store import ModelStore
 from tests.conftest import (
     HANDLERS,
     StartServer,
@@ -142,7 +143,7 @@ def test_inspect_reads_a_mar(scaler: Path) -> None:
         (minimal(configFile="c.yaml"), {"c.yaml": b"batchSize: 0"}, "batch_size"),
         (minimal(configFile="../c.yaml"), {}, "'..'"),
         (b"[" * 100_000, {}, "not valid JSON"),
-        (b" " * (archive.MAX_MANIFEST_BYTES + 1), {}, "larger than"),
+        (b" " * (native.MAX_MANIFEST_BYTES + 1), {}, "larger than"),
     ],
 )
 def test_malformed_mar_is_refused_with_a_clear_error(

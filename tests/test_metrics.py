@@ -7,7 +7,7 @@ import asyncio
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from podium.metrics import Histogram
+from podium.observability.stats import Histogram
 from tests.conftest import MakeArchive, Server, StartServer
 
 

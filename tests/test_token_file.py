@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from podium.token_file import write_secret
+from podium.frontends.rest.token_file import write_secret
 from tests.conftest import TOKEN, MakeArchive, Server, StartServer, free_port
 
 SECRET = "secret-value"

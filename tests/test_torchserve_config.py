@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from podium.compat.torchserve.config import read_properties, read_settings
 from podium.errors import ConfigError
 from podium.settings import Settings
-from podium.torchserve_config import read_properties, read_settings
 from tests.conftest import HANDLERS, free_port, launch, torch_model_archiver
 
 PROPERTIES = r"""# TorchServe configuration

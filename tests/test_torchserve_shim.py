@@ -11,8 +11,8 @@ from types import ModuleType
 
 import pytest
 
-from podium.handlers.torchserve import SHIM
-from podium.handlers.torchserve_context import Context, Metrics, MetricTypes
+from podium.compat.torchserve.context import Context, Metrics, MetricTypes
+from podium.compat.torchserve.handler import SHIM
 
 
 @pytest.fixture
@@ -54,7 +54,7 @@ def test_class_mapping_and_prediction_exception(util: ModuleType) -> None:
 
 
 def test_context_headers_status_and_metrics() -> None:
-    from podium.handlers.torchserve_context import Headers, RequestProcessor
+    from podium.compat.torchserve.context import Headers, RequestProcessor
 
     context = Context("m", "/tmp", {"model": {}}, 4, None, "0.1")
     context.request_processor = [RequestProcessor(Headers({"x-token": "abc"}))]

@@ -13,7 +13,7 @@ from podium.archive import BUILTIN_HANDLERS, MAR_SUFFIX, Manifest, collect_files
 from podium.cli.console import console
 from podium.cli.options import SeveralValues, SeveralValuesCommand
 from podium.errors import ArchiveError, PodiumError
-from podium.frameworks import MODEL_HANDLERS, check_model, detect_handler
+from podium.handlers.frameworks import MODEL_HANDLERS, check_model, detect_handler
 
 
 class Refused(click.ClickException):
@@ -154,7 +154,7 @@ def archive(
 
 
 def _convert(mar_path: Path, name: str | None, output: Path, overrides: dict[str, Any]) -> None:
-    from podium import mar
+    from podium.archive import mar
 
     try:
         manifest = mar.read_manifest(mar_path)

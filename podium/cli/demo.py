@@ -29,8 +29,8 @@ def demo(model_store: Path, port: int, data: Path | None) -> None:
 
     from rich.progress import Progress, SpinnerColumn, TextColumn
 
-    from podium import demo as example
-    from podium.server import run
+    from podium.cli import example
+    from podium.frontends.rest import run
 
     with (
         tempfile.TemporaryDirectory() as build,

@@ -55,7 +55,7 @@ def build_settings(values: dict[str, Any], ts_config: Path | None = None) -> Set
     over PODIUM_* variables and podium.toml."""
     given = {k: v for k, v in values.items() if v is not None and v != ()}
     if ts_config is not None:
-        from podium.torchserve_config import read_settings
+        from podium.compat.torchserve.config import read_settings
 
         try:
             translated, ignored = read_settings(ts_config)
@@ -82,7 +82,7 @@ def build_settings(values: dict[str, Any], ts_config: Path | None = None) -> Set
 )
 def serve(ts_config: Path | None, **values: Any) -> None:
     """Serve the models of a model store."""
-    from podium.server import run
+    from podium.frontends.rest import run
 
     settings = build_settings(values, ts_config)
     if not settings.model_store.is_dir():

@@ -27,7 +27,7 @@ BUILTINS = {
     "onnx": "podium.handlers.onnx:OnnxHandler",
     "sklearn": "podium.handlers.sklearn:SklearnHandler",
     "torch": "podium.handlers.torch:TorchHandler",
-    "torchserve": "podium.handlers.torchserve:TorchServeHandler",
+    "torchserve": "podium.compat.torchserve.handler:TorchServeHandler",
     "transformers": "podium.handlers.transformers:TransformersHandler",
 }
 

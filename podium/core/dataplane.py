@@ -14,8 +14,8 @@ from typing import Any
 
 import orjson
 
-from podium import wire
-from podium.batcher import Pending, Stream
+from podium.backends.pending import Pending, Stream
+from podium.core.registry import ModelVersion, Registry
 from podium.errors import (
     ClientDisconnected,
     InvalidRequest,
@@ -24,7 +24,7 @@ from podium.errors import (
     ResponseTooLarge,
     ShuttingDown,
 )
-from podium.registry import ModelVersion, Registry
+from podium.types import Answer
 
 MAX_JSON_DEPTH = 64
 """Deepest nesting of arrays and objects accepted in a JSON body. Tensors need a few
@@ -136,7 +136,7 @@ class DataPlane:
         payload: Any,
         *,
         until_gone: Callable[[], Awaitable[Any]] | None = None,
-    ) -> wire.Answer | Stream:
+    ) -> Answer | Stream:
         """Queue ``payload`` for a version and wait for the worker's answer, or for the
         first part of it when the handler streams (``Stream``).
 
@@ -163,7 +163,7 @@ class DataPlane:
         stats.latency.observe(time.monotonic() - item.arrival)
         return answer
 
-    async def whole(self, served: ModelVersion, answer: wire.Answer | Stream) -> wire.Answer:
+    async def whole(self, served: ModelVersion, answer: Answer | Stream) -> Answer:
         """An answer in one piece: a stream's parts joined (for callers that cannot stream)."""
         if not isinstance(answer, Stream):
             return answer
@@ -198,7 +198,7 @@ class DataPlane:
 
     async def wait(
         self, item: Pending, until_gone: Callable[[], Awaitable[Any]] | None
-    ) -> wire.Answer | Stream:
+    ) -> Answer | Stream:
         guard = Guard(item, until_gone)
         try:
             return await item.future

@@ -1,7 +1,7 @@
 """The worker process: load one model version through its handler, then run batches.
 
-Started by the supervisor as ``python -m podium.worker FD PARENT`` with one end of a
-socketpair on ``FD``; it dies with its front end (pid ``PARENT``). It reads a ``Load``
+Started by the supervisor as ``python -m podium.backends.local.worker FD PARENT`` with one
+end of a socketpair on ``FD``; it dies with its front end (pid ``PARENT``). It reads a ``Load``
 message, initializes the handler once, answers ``Ready`` (or ``LoadFailed``), then answers
 every ``Batch`` with a ``Result`` until ``Stop`` or until the socket closes (the front end
 is gone), and exits.
@@ -29,11 +29,12 @@ from typing import Any
 import numpy
 import orjson
 
-from podium import wire
 from podium.archive import MANIFEST_PATH, Manifest
+from podium.archive.requirements import DEPS
+from podium.backends.local import wire
 from podium.errors import HandlerError, InvalidInput, PodiumError
 from podium.handler import Context, Handler
-from podium.requirements import DEPS
+from podium.types import Answer, Response
 
 JSON = "application/json"
 BINARY = "application/octet-stream"
@@ -45,7 +46,7 @@ METRICS_INTERVAL = 0.5
 log = logging.getLogger("podium.worker")
 
 
-def encode_response(value: Any) -> wire.Response:
+def encode_response(value: Any) -> Response:
     """One handler response → status, content type and body (an error answer when the
     value cannot be encoded)."""
     if isinstance(value, BaseException):
@@ -58,13 +59,13 @@ def encode_response(value: Any) -> wire.Response:
         return encode_error(HandlerError(f"response is not JSON-serialisable: {error}"), False)
 
 
-def encode_value(value: Any) -> wire.Response:
-    """``bytes`` as they are, a ``wire.Response`` as it is, anything else as JSON (raises
+def encode_value(value: Any) -> Response:
+    """``bytes`` as they are, a ``Response`` as it is, anything else as JSON (raises
     ``TypeError`` when it is not JSON-serialisable)."""
-    if type(value) is wire.Response:
+    if type(value) is Response:
         return value  # already encoded (the torchserve handler sets status and headers)
     if isinstance(value, bytes | bytearray | memoryview):
-        return wire.Response(200, BINARY, bytes(value))
+        return Response(200, BINARY, bytes(value))
     try:
         body = orjson.dumps(value, option=JSON_OPTIONS)
     except TypeError:
@@ -72,7 +73,7 @@ def encode_value(value: Any) -> wire.Response:
     # orjson writes NaN and infinities as null: refuse them rather than answer wrongly.
     if b"null" in body and not all_finite(value):
         raise NonFinite("the answer holds NaN or Infinity, which JSON cannot carry")
-    return wire.Response(200, JSON, body)
+    return Response(200, JSON, body)
 
 
 class NonFinite(ValueError):
@@ -115,13 +116,13 @@ def all_finite(value: Any) -> bool:
     return True
 
 
-def encode_error(error: BaseException, debug: bool) -> wire.Response:
+def encode_error(error: BaseException, debug: bool) -> Response:
     if not isinstance(error, PodiumError):
         message = f"{type(error).__name__}: {error}"
         if debug:
             message += "\n" + "".join(traceback.format_exception(error))
         error = HandlerError(message)
-    return wire.Response(error.status, JSON, orjson.dumps(error.body()))
+    return Response(error.status, JSON, orjson.dumps(error.body()))
 
 
 class Runner:
@@ -166,18 +167,18 @@ class Runner:
         answer = (status, content_type, body, headers)
         self.send(wire.Partial(self._batch_id, self._offset + index, answer))
 
-    def run_all(self, payloads: list[Any], batch_id: int = 0) -> list[wire.Answer]:
+    def run_all(self, payloads: list[Any], batch_id: int = 0) -> list[Answer]:
         """Answer a message's payloads in handler batches of at most ``batch_size``."""
         self._batch_id = batch_id
         size = self.context.manifest.batch_size
         if len(payloads) <= size:
             return self.run(payloads)
-        answers: list[wire.Answer] = []
+        answers: list[Answer] = []
         for start in range(0, len(payloads), size):
             answers += self.run(payloads[start : start + size], start)
         return answers
 
-    def run(self, payloads: list[Any], offset: int = 0) -> list[wire.Answer]:
+    def run(self, payloads: list[Any], offset: int = 0) -> list[Answer]:
         self._offset = offset
         self._size = len(payloads)
         self._streamed = False

@@ -9,7 +9,7 @@ byte at a time and hold a connection forever (slowloris). This protocol
 - notes when each connection started sending a head or a body; one sweep per
   ``client_timeout / 4`` (per server, not a timer per request) closes the connections
   that have been at it longer than ``client_timeout``, answering 408;
-- asks ``refusal`` (``podium.server.admission``) once a head is parsed, and writes its
+- asks ``refusal`` (``podium.frontends.rest.admission``) once a head is parsed, and writes its
   answer at once when it has one (a model's queue is full), without an ASGI cycle.
 
 Bodies are bounded in size per request by the inference route.
@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
-from podium.server.admission import Refusal
+from podium.frontends.rest.admission import Refusal
 
 MAX_HEAD_BYTES = 64 * 1024
 
@@ -65,7 +65,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     client_timeout: ClassVar[float] = 30.0
     refusal: ClassVar[Refusal | None] = None
     """Asked once per request head: the whole answer to refuse it with at once (a model's
-    queue is full), or None (see ``podium.server.admission``)."""
+    queue is full), or None (see ``podium.frontends.rest.admission``)."""
     _sweeper: ClassVar[asyncio.Task[None] | None] = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]

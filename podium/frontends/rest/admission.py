@@ -10,7 +10,7 @@ passes the Host and token checks. Anything else, including every error worth a m
 its own, goes the usual way through the app.
 
 Heads are parsed one after another as data arrives, before any of their requests reaches
-the batcher: each one let through reserves a place (``Batcher.reserve``: in the queue, or
+the batcher: each one let through reserves a place (``ModelVersion.reserve``: in the queue, or
 in a batch for an idle worker) until the loop's next turn, so that a burst read in one
 turn is cut at what the model can take here rather than through the app.
 
@@ -31,11 +31,11 @@ from typing import Any
 
 import orjson
 
-from podium.dataplane import DataPlane
+from podium.core.dataplane import DataPlane
+from podium.core.registry import ModelVersion
 from podium.errors import QueueFull
-from podium.registry import ModelVersion
-from podium.server.hosts import host_name
-from podium.server.inference import route_of
+from podium.frontends.rest.hosts import host_name
+from podium.frontends.rest.inference import route_of
 
 Headers = list[tuple[bytes, bytes]]
 Hold = Callable[[Callable[[], None]], None]
@@ -94,14 +94,12 @@ class EdgeAdmission:
             served = self._served(url)
         if served is None or self.dataplane.draining:
             return None
-        batcher = served.batcher
-        if batcher.room > 0:
-            batcher.reserve()
+        if served.reserve():
             return None
         if not self._passes(headers):
             return None
         served.stats.answered(QueueFull.status)
-        return QUEUE_FULL, batcher.hold if self.hold else None
+        return QUEUE_FULL, served.hold if self.hold else None
 
     def _served(self, url: bytes) -> ModelVersion | None:
         """The version a request target goes to (None: the usual path answers it),

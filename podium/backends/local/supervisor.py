@@ -3,7 +3,7 @@
 ``WorkerProcess`` is one process and its end of the wire; it tracks the batch it holds so
 that when the process exits, exactly that batch is answered 503 (``WorkerDied``), and the
 batch's deadline, so that the pool's watchdog can replace a worker stuck in its handler.
-Its pool (``podium.pool``) decides when to start, restart and stop it.
+Its pool (``podium.backends.local.pool``) decides when to start, restart and stop it.
 """
 
 from __future__ import annotations
@@ -19,12 +19,12 @@ import time
 import typing
 from typing import TYPE_CHECKING
 
-from podium import wire
+from podium.backends.local import wire
 from podium.errors import InvalidRequest, WorkerDied
 
 if TYPE_CHECKING:
-    from podium.batcher import Pending
-    from podium.pool import WorkerPool
+    from podium.backends.local.pool import WorkerPool
+    from podium.backends.pending import Pending
 
 log = logging.getLogger("podium.supervisor")
 
@@ -72,7 +72,7 @@ class WorkerProcess(asyncio.Protocol):
             self.process = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
-                "podium.worker",
+                "podium.backends.local.worker",
                 str(child.fileno()),
                 str(os.getpid()),
                 pass_fds=(child.fileno(),),

@@ -18,20 +18,20 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from podium import __version__
-from podium.dataplane import DataPlane, parse_payload
+from podium.core.dataplane import DataPlane, parse_payload
+from podium.core.registry import Registry
 from podium.errors import ServiceUnavailable, ShuttingDown
-from podium.metrics import exposition
-from podium.registry import Registry
-from podium.server.errors import json_errors
-from podium.server.hosts import guard_hosts
-from podium.server.inference import (
+from podium.frontends.rest.errors import json_errors
+from podium.frontends.rest.hosts import guard_hosts
+from podium.frontends.rest.inference import (
     InferenceEndpoint,
     documented_body,
     http_request,
     is_inference,
 )
-from podium.server.management import TokenGuard, build_management
-from podium.server.types import ASGIApp, Receive, Scope, Send
+from podium.frontends.rest.management import TokenGuard, build_management
+from podium.frontends.rest.types import ASGIApp, Receive, Scope, Send
+from podium.observability.prometheus import exposition
 from podium.settings import Settings
 
 log = logging.getLogger("podium.server")
@@ -132,7 +132,7 @@ def build_api(app: PodiumApp) -> FastAPI:
 
     @api.get("/metrics", tags=["health"], summary="Prometheus metrics")
     async def metrics() -> Response:
-        return Response(exposition(app.registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(exposition(app.registry.samples()), media_type=CONTENT_TYPE_LATEST)
 
     # The inference routes below are answered by InferenceEndpoint before FastAPI sees
     # them; these definitions document them and serve the same answers if reached.

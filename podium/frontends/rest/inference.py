@@ -5,7 +5,7 @@
     POST /predict                                the default model (or ?model=NAME)
 
 A model served by a TorchServe handler gets the whole HTTP request (body, content type,
-headers, query string: ``wire.HttpRequest``), decoded in its worker the way TorchServe does;
+headers, query string: ``HttpRequest``), decoded in its worker the way TorchServe does;
 any other model gets the payload: parsed JSON, or the raw bytes.
 
 They skip FastAPI's routing and validation on purpose: that alone costs more than the rest
@@ -21,9 +21,8 @@ from urllib.parse import parse_qs
 
 import orjson
 
-from podium import wire
-from podium.batcher import Stream
-from podium.dataplane import DataPlane, parse_payload
+from podium.backends.pending import Stream
+from podium.core.dataplane import DataPlane, parse_payload
 from podium.errors import (
     ClientDisconnected,
     InvalidRequest,
@@ -31,7 +30,8 @@ from podium.errors import (
     PayloadTooLarge,
     PodiumError,
 )
-from podium.server.types import Receive, Scope, Send
+from podium.frontends.rest.types import Receive, Scope, Send
+from podium.types import Answer, HttpRequest
 
 log = logging.getLogger("podium.server")
 
@@ -128,7 +128,7 @@ def route_of(
     return parts[0], parts[1] if len(parts) == 2 else None, explain
 
 
-def http_request(scope: Scope, body: bytes, content_type: str, explain: bool) -> wire.HttpRequest:
+def http_request(scope: Scope, body: bytes, content_type: str, explain: bool) -> HttpRequest:
     """What a TorchServe handler sees of a request (its headers keep the client's case)."""
     headers = tuple((k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"])
     if explain:
@@ -136,7 +136,7 @@ def http_request(scope: Scope, body: bytes, content_type: str, explain: bool) ->
     return body, content_type, headers, scope["query_string"].decode("latin-1")
 
 
-async def send_response(send: Send, response: wire.Answer) -> None:
+async def send_response(send: Send, response: Answer) -> None:
     status, content_type, body, extra = response
     headers = [
         (b"content-type", content_type.encode("latin-1")),

@@ -11,7 +11,7 @@ A ``.mar`` is the zip ``torch-model-archiver`` writes (its default format)::
     model-config.yaml       optional: batchSize, maxBatchDelay, minWorkers, maxWorkers
 
 Podium reads it into the same ``Manifest`` as its own archives, with the ``torchserve``
-handler (``podium.handlers.torchserve``) running the archive's handler unchanged. TorchServe's
+handler (``podium.compat.torchserve.handler``) running the archive's handler unchanged. TorchServe's
 defaults apply where the archive says nothing: batches of one, 100 ms batch delay.
 
 A ``.mar`` carries no hashes, so only its structure can be checked (names, links, sizes,
@@ -32,8 +32,8 @@ import orjson
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from podium import archive
-from podium.archive import Manifest
+from podium.archive import native
+from podium.archive.native import Manifest
 from podium.errors import ArchiveError
 
 MAR_MANIFEST = "MAR-INF/MANIFEST.json"
@@ -97,29 +97,29 @@ def read_manifest(path: Path) -> Manifest:
         return _manifest_of(mar, path.name)
 
 
-def verify(path: Path, limits: archive.UnpackLimits = archive.DEFAULT_LIMITS) -> Manifest:
+def verify(path: Path, limits: native.UnpackLimits = native.DEFAULT_LIMITS) -> Manifest:
     """Check the manifest, every member's name, type and size, and every CRC, reading
     every member (and writing none) within ``limits``."""
     with _open(path) as mar:
-        budget = archive.UnpackBudget.of(path, limits)
+        budget = native.UnpackBudget.of(path, limits)
         manifest = _manifest_of(mar, path.name)
-        archive.check_members(mar, None, path.name, budget)
+        native.check_members(mar, None, path.name, budget)
         for name in _members(mar):
-            archive.copy_member(mar, name, None, path.name, None, budget)
+            native.copy_member(mar, name, None, path.name, None, budget)
     return manifest
 
 
 def unpack(
-    path: Path, target: Path, limits: archive.UnpackLimits = archive.DEFAULT_LIMITS
+    path: Path, target: Path, limits: native.UnpackLimits = native.DEFAULT_LIMITS
 ) -> Manifest:
     """Extract a ``.mar`` safely into the new folder ``target`` within ``limits``; return
     its manifest."""
     with _open(path) as mar:
-        budget = archive.UnpackBudget.of(path, limits)
+        budget = native.UnpackBudget.of(path, limits)
         manifest = _manifest_of(mar, path.name)
-        archive.check_members(mar, None, path.name, budget)
+        native.check_members(mar, None, path.name, budget)
         members: dict[str, str | None] = dict.fromkeys(_members(mar))
-        return archive.extract(mar, manifest, members, path.name, target, budget)
+        return native.extract(mar, manifest, members, path.name, target, budget)
 
 
 def convert(
@@ -144,9 +144,9 @@ def convert(
         files = {
             member.relative_to(root).as_posix(): member
             for member in sorted(root.rglob("*"))
-            if member.is_file() and member.relative_to(root).as_posix() != archive.MANIFEST_PATH
+            if member.is_file() and member.relative_to(root).as_posix() != native.MANIFEST_PATH
         }
-        return archive.pack(manifest, files, out_dir, on_file=on_file)
+        return native.pack(manifest, files, out_dir, on_file=on_file)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -157,7 +157,7 @@ def _open(path: Path) -> zipfile.ZipFile:
             f"{path.name}: not a zip; only torch-model-archiver's default format is read "
             "(re-archive without --archive-format tgz/no-archive)"
         )
-    return archive.open_zip(path)
+    return native.open_zip(path)
 
 
 def _members(mar: zipfile.ZipFile) -> list[str]:
@@ -165,7 +165,7 @@ def _members(mar: zipfile.ZipFile) -> list[str]:
 
 
 def _manifest_of(mar: zipfile.ZipFile, label: str) -> Manifest:
-    raw = _read_small(mar, MAR_MANIFEST, label, archive.MAX_MANIFEST_BYTES)
+    raw = _read_small(mar, MAR_MANIFEST, label, native.MAX_MANIFEST_BYTES)
     if raw is None:
         raise ArchiveError(f"{label}: no {MAR_MANIFEST} (not a TorchServe model archive)")
     try:
@@ -224,7 +224,7 @@ def _model_config(mar: zipfile.ZipFile, name: str, label: str) -> dict[str, Any]
 
 def _read_small(mar: zipfile.ZipFile, name: str, label: str, limit: int) -> bytes | None:
     try:
-        archive.check_member_name(name)
+        native.check_member_name(name)
     except ArchiveError as error:
         raise ArchiveError(f"{label}: {error.message}") from None
     try:

@@ -6,7 +6,7 @@ archive is one of TorchServe's built-in handlers (``ts.torch_handler.<name>``, w
 the ``torchserve`` package). A module with the function (``handle`` unless named) is used
 as is, and called once with ``data=None`` to initialize; otherwise the one class the module
 defines is instantiated, then ``initialize(context)``. When ``ts`` cannot be imported,
-Podium's own ``ts`` modules (``podium/handlers/torchserve_shim``) stand in for it.
+Podium's own ``ts`` modules (``podium/compat/torchserve/shim``) stand in for it.
 
 Requests reach the handler as TorchServe delivers them: ``data`` is a list with one dict per
 request. A raw body is under ``"body"``: parsed JSON for ``application/json``, ``str`` for
@@ -42,14 +42,15 @@ from urllib.parse import parse_qsl
 import orjson
 import yaml
 
-from podium import __version__, wire
+from podium import __version__
+from podium.compat.torchserve.context import Context as TorchServeContext
+from podium.compat.torchserve.context import Headers, Metrics, RequestProcessor
 from podium.errors import HandlerError, InvalidInput
 from podium.handler import Context, Handler
 from podium.handlers import import_file
-from podium.handlers.torchserve_context import Context as TorchServeContext
-from podium.handlers.torchserve_context import Headers, Metrics, RequestProcessor
+from podium.types import Response
 
-SHIM = Path(__file__).with_name("torchserve_shim")
+SHIM = Path(__file__).with_name("shim")
 MAR_MANIFEST = "MAR-INF/MANIFEST.json"
 JSON = "application/json"
 TEXT = "text/plain; charset=utf-8"
@@ -259,7 +260,7 @@ def _model_yaml_config(model_dir: Path, described: dict[str, Any]) -> dict[str, 
 def decode_request(request: Any) -> tuple[dict[str, Any], Headers]:
     """One request as TorchServe hands it to a handler: its inputs and its headers.
 
-    ``request`` is a ``wire.HttpRequest`` from the front end, or a plain value (a warm-up
+    ``request`` is a ``HttpRequest`` from the front end, or a plain value (a warm-up
     request from the manifest), which becomes the body.
     """
     headers = Headers()
@@ -364,7 +365,7 @@ def decode_value(content: bytes, content_type: str) -> Any:
     return bytearray(content)
 
 
-def encode(value: Any, processor: RequestProcessor) -> wire.Response:
+def encode(value: Any, processor: RequestProcessor) -> Response:
     """One handler output → status, content type, body and headers."""
     status = processor.get_response_status_code()
     content_type: str | None = None
@@ -389,7 +390,7 @@ def encode(value: Any, processor: RequestProcessor) -> wire.Response:
             body, default = orjson.dumps(value, option=JSON_OPTIONS), JSON
         except TypeError as error:
             return error_answer(500, "HandlerError", f"response is not JSON-serialisable: {error}")
-    return wire.Response(status, content_type or default, body, tuple(extra))
+    return Response(status, content_type or default, body, tuple(extra))
 
 
 def _safe(value: Any) -> bool:
@@ -414,7 +415,7 @@ def _tensor_bytes(value: Any) -> bytes:
     return buffer.getvalue()
 
 
-def error_answer(code: int, kind: str, message: str) -> wire.Response:
+def error_answer(code: int, kind: str, message: str) -> Response:
     status = code if isinstance(code, int) and 400 <= code <= 599 else 500
     body = orjson.dumps({"code": status, "type": kind, "message": message})
-    return wire.Response(status, JSON, body)
+    return Response(status, JSON, body)

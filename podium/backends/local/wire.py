@@ -14,6 +14,8 @@ import struct
 from collections import deque
 from typing import Any, NamedTuple
 
+from podium.types import Answer
+
 HEADER = struct.Struct(">I")
 MAX_FRAME = 2**31 - 1
 
@@ -49,23 +51,6 @@ class LoadFailed(NamedTuple):
     """Worker → front end: the handler could not initialize."""
 
     message: str
-
-
-class Response(NamedTuple):
-    """One answer: HTTP status, content type, encoded body and any further headers."""
-
-    status: int
-    content_type: str
-    body: bytes
-    headers: tuple[tuple[str, str], ...] = ()
-
-
-Answer = tuple[int, str, bytes, tuple[tuple[str, str], ...]]
-"""A ``Response`` as the front end receives it: a plain tuple."""
-
-HttpRequest = tuple[bytes, str, tuple[tuple[str, str], ...], str]
-"""A request for a TorchServe handler, which sees more of HTTP than a payload: the raw body,
-its content type, the request headers and the query string. Plain tuple, cheap to pickle."""
 
 
 class Result(NamedTuple):

@@ -1,4 +1,4 @@
-"""Archives: one zip holding a model, its handler, extra files and a manifest.
+"""Native archives: one zip holding a model, its handler, extra files and a manifest.
 
 Layout of ``NAME-VERSION.podium``::
 
@@ -14,7 +14,8 @@ member or total size over the limits, every hash checked before the handler can 
 ``UnpackLimits`` caps what one archive may unpack to (``max_unpacked_bytes`` and
 ``max_compression_ratio`` in the settings): the sizes the zip headers declare are checked
 first, to refuse early, and the bytes actually inflated are counted as they are read, so
-a header that lies cannot get past the limits either.
+a header that lies cannot get past the limits either. ``podium.archive.mar`` reads
+TorchServe's ``.mar`` with the same checks; ``podium.archive`` picks the format by suffix.
 """
 
 from __future__ import annotations
@@ -209,14 +210,7 @@ def open_zip(path: Path) -> zipfile.ZipFile:
 
 
 def read_manifest(path: Path) -> Manifest:
-    """Read and validate an archive's manifest without extracting anything.
-
-    A TorchServe ``.mar`` is read by ``podium.mar`` into the same ``Manifest``.
-    """
-    if path.suffix == MAR_SUFFIX:
-        from podium import mar
-
-        return mar.read_manifest(path)
+    """Read and validate an archive's manifest without extracting anything."""
     with open_zip(path) as archive:
         return _manifest_of(archive, path.name)
 
@@ -307,10 +301,6 @@ def copy_member(
 def verify(path: Path, limits: UnpackLimits = DEFAULT_LIMITS) -> Manifest:
     """Check the manifest, every member name and every hash, reading every member (and
     writing none) within ``limits``; return the manifest."""
-    if path.suffix == MAR_SUFFIX:
-        from podium import mar
-
-        return mar.verify(path, limits)
     with open_zip(path) as archive:
         budget = UnpackBudget.of(path, limits)
         manifest = _manifest_of(archive, path.name)
@@ -326,10 +316,6 @@ def unpack(path: Path, target: Path, limits: UnpackLimits = DEFAULT_LIMITS) -> M
 
     Nothing is left behind on failure, and nothing lands outside ``target``.
     """
-    if path.suffix == MAR_SUFFIX:
-        from podium import mar
-
-        return mar.unpack(path, target, limits)
     with open_zip(path) as archive:
         budget = UnpackBudget.of(path, limits)
         manifest = _manifest_of(archive, path.name)

@@ -14,8 +14,8 @@ from __future__ import annotations
 import ipaddress
 
 from podium.errors import MisdirectedRequest
-from podium.server.inference import send_error
-from podium.server.types import ASGIApp, Receive, Scope, Send
+from podium.frontends.rest.inference import send_error
+from podium.frontends.rest.types import ASGIApp, Receive, Scope, Send
 
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 

@@ -11,12 +11,12 @@ from types import FrameType
 
 import uvicorn
 
-from podium.server.admission import EdgeAdmission
-from podium.server.app import PodiumApp
-from podium.server.hosts import allowed_hosts, is_loopback
-from podium.server.protocol import limited_protocol
+from podium.frontends.rest.admission import EdgeAdmission
+from podium.frontends.rest.app import PodiumApp
+from podium.frontends.rest.hosts import allowed_hosts, is_loopback
+from podium.frontends.rest.protocol import limited_protocol
+from podium.frontends.rest.token_file import write_secret
 from podium.settings import Settings
-from podium.token_file import write_secret
 
 GC_THRESHOLD = 10_000
 log = logging.getLogger("podium.server")

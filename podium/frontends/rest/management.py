@@ -26,14 +26,15 @@ import orjson
 from fastapi import FastAPI, Query
 from fastapi.responses import JSONResponse, Response
 
-from podium import __version__, wire
-from podium.dataplane import DataPlane
+from podium import __version__
+from podium.core.dataplane import DataPlane
+from podium.core.fetch import discard_on_failure, download
+from podium.core.registry import ModelVersion, Registry
 from podium.errors import Forbidden, InvalidRequest, Unauthorized
-from podium.fetch import discard_on_failure, download
-from podium.registry import ModelVersion, Registry
-from podium.server.errors import json_errors
-from podium.server.types import ASGIApp, Receive, Scope, Send
-from podium.token_file import write_secret
+from podium.frontends.rest.errors import json_errors
+from podium.frontends.rest.token_file import write_secret
+from podium.frontends.rest.types import ASGIApp, Receive, Scope, Send
+from podium.types import HttpRequest
 
 PAGE_LIMIT = 100
 log = logging.getLogger("podium.management")
@@ -243,7 +244,7 @@ async def describe_with(
     ``describe_handle`` answers, as TorchServe's describe API does."""
     described = describe(registry, served)
     if customized and served.torchserve:
-        request: wire.HttpRequest = (b"", "", (("describe", "True"),), "")
+        request: HttpRequest = (b"", "", (("describe", "True"),), "")
         dataplane = DataPlane(registry)
         answer = await dataplane.whole(served, await dataplane.infer(served, request))
         status, _, body, _ = answer

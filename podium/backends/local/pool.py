@@ -29,10 +29,10 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from podium.supervisor import WorkerProcess, WorkerState
+from podium.backends.local.supervisor import WorkerProcess, WorkerState
 
 if TYPE_CHECKING:
-    from podium.metrics import Stats
+    from podium.observability.stats import Stats
 
 log = logging.getLogger("podium.supervisor")
 

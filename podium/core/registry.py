@@ -12,17 +12,20 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from podium import archive, requirements
-from podium.batcher import Batcher
+from podium import archive
+from podium.archive import requirements
+from podium.backends.local.batcher import Batcher
+from podium.backends.local.pool import WorkerPool
+from podium.core.store import ModelStore, StoredArchive, default_version
 from podium.errors import Conflict, InvalidRequest, ModelNotFound, PodiumError
-from podium.metrics import Stats
-from podium.pool import WorkerPool
+from podium.observability.prometheus import Sample
+from podium.observability.stats import Stats
 from podium.settings import Settings
-from podium.store import ModelStore, StoredArchive, default_version
 
 log = logging.getLogger("podium.registry")
 
@@ -55,6 +58,20 @@ class ModelVersion:
     def status(self) -> str:
         """``ready``, ``failed`` or ``loading`` (also: fewer than its minimum of workers)."""
         return "ready" if self.ready else "failed" if self.failed is not None else "loading"
+
+    def reserve(self) -> bool:
+        """Hold a place for a request whose head was read (in the queue, or in a batch for
+        an idle worker) until the loop's next turn; False when there is no room."""
+        batcher = self.batcher
+        if batcher.room > 0:
+            batcher.reserve()
+            return True
+        return False
+
+    def hold(self, resume: Callable[[], None]) -> None:
+        """Keep a refused connection unread until the version has room (``resume`` is called
+        then) or ``Retry-After`` has passed."""
+        self.batcher.hold(resume)
 
 
 class Registry:
@@ -297,6 +314,21 @@ class Registry:
 
     def versions(self) -> list[ModelVersion]:
         return [v for versions in self.models.values() for v in versions.values()]
+
+    def samples(self) -> list[Sample]:
+        """Every version's counters and gauges, for a metrics scrape."""
+        return [
+            Sample(
+                v.name,
+                v.version,
+                v.stats,
+                len(v.batcher.queue),
+                v.pool.states(),
+                v.pool.restarts,
+                v.batcher.dropped,
+            )
+            for v in self.versions()
+        ]
 
     @property
     def healthy(self) -> bool:

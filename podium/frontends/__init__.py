@@ -1,0 +1,1 @@
+"""Front ends: thin adapters from a transport to the data plane (``rest/``)."""

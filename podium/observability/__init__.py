@@ -1,0 +1,1 @@
+"""What the request path counts (``stats``) and its Prometheus export (``prometheus``)."""
