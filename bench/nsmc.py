@@ -7,7 +7,8 @@ One run measures, in order:
 1. **In-process ceiling.** The example is trained and archived
    (``podium.cli.example.build``), the archive is unpacked and its handler loaded the way a
    worker does (``podium.backends.local.worker.load``), and ``handler.handle`` is timed on
-   single requests and on batches of 32, pinned to core 1 with one BLAS/OpenMP thread. No HTTP, no JSON, no IPC: the most a server could reach.
+   single requests and on batches of 32, pinned to core 1 with one BLAS/OpenMP thread.
+   No HTTP, no JSON, no IPC: the most a server could reach.
 2. **podium**, ``podium serve`` pinned to core 1 (front end and its worker process share
    it), once per batching policy: ``adaptive`` (the default) and ``fixed`` (the archive's
    5 ms ``max_batch_delay``, batch 32).
