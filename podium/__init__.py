@@ -6,11 +6,11 @@ from typing import TYPE_CHECKING, Any
 
 from podium.errors import InvalidInput, PodiumError
 from podium.handler import Context, Handler
+from podium.version import __version__
 
 if TYPE_CHECKING:
     from podium.client import Client
 
-__version__ = "0.1.0"
 
 __all__ = ["Client", "Context", "Handler", "InvalidInput", "PodiumError", "__version__"]
 

@@ -34,6 +34,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from podium.errors import ArchiveError
+from podium.version import __version__
 
 MANIFEST_PATH = ".podium/manifest.json"
 SUFFIX = ".podium"
@@ -178,8 +179,6 @@ def pack(
     if MANIFEST_PATH in files:
         raise ArchiveError(f"{MANIFEST_PATH} is reserved")
     hashes = {name: sha256_file(source) for name, source in sorted(files.items())}
-    from podium import __version__
-
     manifest = manifest.model_copy(
         update={
             "files": hashes,

@@ -17,16 +17,36 @@ import socket
 import sys
 import time
 import typing
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 from podium.backends.local import wire
 from podium.errors import InvalidRequest, WorkerDied
+from podium.observability.stats import Stats
 
 if TYPE_CHECKING:
-    from podium.backends.local.pool import WorkerPool
     from podium.backends.pending import Pending
 
 log = logging.getLogger("podium.supervisor")
+
+
+class Pool(Protocol):
+    """What a worker reads of its pool, and tells it (``podium.backends.local.pool``'s
+    ``WorkerPool``; named here so that the pool imports this module, not the reverse)."""
+
+    label: str
+    stats: Stats
+    model_dir: Path
+    load_timeout: float
+    watchdog_grace: float
+    debug: bool
+    load_traceback_shown: bool
+
+    def worker_environment(self) -> dict[str, str]: ...
+    def worker_ready(self, worker: WorkerProcess) -> None: ...
+    def worker_lost(self, worker: WorkerProcess) -> None: ...
+    def worker_idle(self, worker: WorkerProcess) -> None: ...
+    def worker_exited(self, worker: WorkerProcess, expected: bool) -> None: ...
 
 
 class WorkerState(enum.Enum):
@@ -40,7 +60,7 @@ class WorkerState(enum.Enum):
 class WorkerProcess(asyncio.Protocol):
     """One worker process, driven through its socket by asyncio callbacks."""
 
-    def __init__(self, pool: WorkerPool, worker_id: int, failures: int = 0) -> None:
+    def __init__(self, pool: Pool, worker_id: int, failures: int = 0) -> None:
         self.pool = pool
         self.worker_id = worker_id
         self.failures = failures
