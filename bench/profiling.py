@@ -36,21 +36,21 @@ Stack = tuple[tuple[str, str], ...]
 FRAME = re.compile(r"^(?P<name>.*) \((?P<file>[^()]*?)(?::\d+)?\)$")
 # Frames under every stack (process start, asyncio.run). When nothing else is on the
 # stack the process is in C code under the event loop: uvloop, httptools, system calls.
-ROOT_FRAMES = ("<module>", "runpy.py", "click/", "podium/cli/", "podium/server/run.py",
+ROOT_FRAMES = ("<module>", "runpy.py", "click/", "podium/cli/", "podium/frontends/rest/run.py",
                "uvicorn/main.py", "uvicorn/server.py", "uvicorn/_compat.py",
                "asyncio/runners.py")  # fmt: skip
 EVENT_LOOP_C = "event loop C code (uvloop, httptools, socket system calls)"
 # First match walking from the leaf towards the root names a py-spy sample's category.
 PYTHON_CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("podium wire (IPC framing, pickle)", ("podium/wire.py", "pickle")),
+    ("podium wire (IPC framing, pickle)", ("podium/backends/local/wire.py", "pickle")),
     ("orjson (JSON)", ("orjson",)),
     ("uvicorn HTTP protocol (httptools_impl)", ("uvicorn/",)),
-    ("podium inference endpoint", ("podium/server/",)),
-    ("podium dataplane", ("podium/dataplane.py",)),
-    ("podium batcher", ("podium/batcher.py",)),
+    ("podium inference endpoint", ("podium/frontends/rest/",)),
+    ("podium dataplane", ("podium/core/dataplane.py",)),
+    ("podium batcher", ("podium/backends/local/batcher.py",)),
     ("podium errors", ("podium/errors.py",)),
-    ("podium supervisor (worker protocol)", ("podium/supervisor.py",)),
-    ("podium worker loop", ("podium/worker.py",)),
+    ("podium supervisor (worker protocol)", ("podium/backends/local/supervisor.py",)),
+    ("podium worker loop", ("podium/backends/local/worker.py",)),
     ("text cleaning (re, unicodedata)", ("re/", "unicodedata")),
     ("model handler (pre/postprocess)", ("handler.py",)),
     ("scikit-learn / scipy / numpy", ("sklearn/", "scipy/", "numpy/")),
