@@ -1,5 +1,5 @@
 """``ts.context``: the context object given to a TorchServe handler."""
 
-from podium.handlers.torchserve_context import Context, RequestProcessor
+from podium.compat.torchserve.context import Context, RequestProcessor
 
 __all__ = ["Context", "RequestProcessor"]

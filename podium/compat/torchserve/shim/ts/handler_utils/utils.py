@@ -2,7 +2,7 @@
 
 import importlib
 
-from podium.handlers.torchserve import send_intermediate_predict_response
+from podium.compat.torchserve.handler import send_intermediate_predict_response
 
 __all__ = ["import_class", "send_intermediate_predict_response"]
 

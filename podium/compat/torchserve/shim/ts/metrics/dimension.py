@@ -1,5 +1,5 @@
 """``ts.metrics.dimension``."""
 
-from podium.handlers.torchserve_context import Dimension
+from podium.compat.torchserve.context import Dimension
 
 __all__ = ["Dimension"]

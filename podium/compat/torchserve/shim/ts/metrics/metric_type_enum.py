@@ -1,5 +1,5 @@
 """``ts.metrics.metric_type_enum``."""
 
-from podium.handlers.torchserve_context import MetricTypes
+from podium.compat.torchserve.context import MetricTypes
 
 __all__ = ["MetricTypes"]
