@@ -100,8 +100,17 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
 def server(
     built: Built, torchserve_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Server]:
-    """One ``podium serve`` of the .mar per torchserve case, shared by the module's tests."""
-    running = launch(tmp_path_factory.mktemp("server"), store=built.store, env=torchserve_env)
+    """One ``podium serve`` of the .mar per torchserve case, shared by the module's tests.
+
+    Batching is TorchServe's fixed rule (model-config.yaml's batchSize 8, maxBatchDelay
+    20 ms), so that concurrent requests share batches however fast the worker is."""
+    running = launch(
+        tmp_path_factory.mktemp("server"),
+        "--batching",
+        "fixed",
+        store=built.store,
+        env=torchserve_env,
+    )
     yield running
     running.stop()
 
