@@ -4,7 +4,26 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from podium.errors import InvalidInput, PodiumError
+from podium.errors import (
+    Conflict,
+    Forbidden,
+    HandlerError,
+    InvalidInput,
+    InvalidRequest,
+    MisdirectedRequest,
+    ModelFailed,
+    ModelNotFound,
+    ModelNotReady,
+    PayloadTooLarge,
+    PodiumError,
+    QueueFull,
+    RequestTimeout,
+    ResponseTooLarge,
+    ServiceUnavailable,
+    ShuttingDown,
+    Unauthorized,
+    WorkerDied,
+)
 from podium.handler import Context, Handler
 from podium.version import __version__
 
@@ -12,7 +31,32 @@ if TYPE_CHECKING:
     from podium.client import Client
 
 
-__all__ = ["Client", "Context", "Handler", "InvalidInput", "PodiumError", "__version__"]
+# The errors are those a handler raises (InvalidInput) and those the client raises for an
+# error answer, rebuilt from its JSON "type".
+__all__ = [
+    "Client",
+    "Conflict",
+    "Context",
+    "Forbidden",
+    "Handler",
+    "HandlerError",
+    "InvalidInput",
+    "InvalidRequest",
+    "MisdirectedRequest",
+    "ModelFailed",
+    "ModelNotFound",
+    "ModelNotReady",
+    "PayloadTooLarge",
+    "PodiumError",
+    "QueueFull",
+    "RequestTimeout",
+    "ResponseTooLarge",
+    "ServiceUnavailable",
+    "ShuttingDown",
+    "Unauthorized",
+    "WorkerDied",
+    "__version__",
+]
 
 
 def __getattr__(name: str) -> Any:
