@@ -50,6 +50,10 @@ def test_a_model_that_cannot_load_fails_alone_and_says_why(
     # One traceback (the first failure), then one line per failure.
     log = server.log.read_text()
     assert log.count("Traceback") == 1, log
+    # So do the metrics, for alerting.
+    metrics = server.http.get("/metrics").text
+    assert 'podium_model_status{model="bad",status="failed",version="1.0"} 1.0' in metrics
+    assert 'podium_model_status{model="good",status="ready",version="1.0"} 1.0' in metrics
     # The management API and `podium models` show it.
     (described,) = server.management.get("/models/bad").json()
     assert described["status"] == "failed"

@@ -326,6 +326,7 @@ class Registry:
                 v.pool.states(),
                 v.pool.restarts,
                 v.batcher.dropped,
+                v.status,
             )
             for v in self.versions()
         ]

@@ -21,6 +21,8 @@ from prometheus_client.core import (
 
 from podium.observability.stats import Stats
 
+STATUSES = ("ready", "loading", "failed")
+
 
 class Sample(NamedTuple):
     """One version's counters and gauges, as a scrape reads them."""
@@ -33,6 +35,8 @@ class Sample(NamedTuple):
     """Worker processes by state."""
     restarts: int
     dropped: int
+    status: str
+    """``ready``, ``loading`` or ``failed`` (its loads failed past the budget)."""
 
 
 class Collector:
@@ -70,6 +74,11 @@ class Collector:
             "over workers, gauges as last reported",
             labels=[*labels, "name", "dimensions", "unit"],
         )
+        model_status = GaugeMetricFamily(
+            "podium_model_status",
+            "1 for the version's status (ready, loading, failed), 0 for the others",
+            labels=[*labels, "status"],
+        )
         dropped = CounterMetricFamily(
             "podium_requests_dropped",
             "Requests dropped in the queue (deadline passed or client gone)",
@@ -91,9 +100,12 @@ class Collector:
                 workers.add_metric([*key, state], count)
             restarts.add_metric(key, version.restarts)
             dropped.add_metric(key, version.dropped)
+            for name in STATUSES:
+                model_status.add_metric([*key, name], float(name == version.status))
             for (name, dimensions, unit), value in sorted(stats.handler_totals().items()):
                 custom.add_metric([*key, name, dimensions, unit], value)
         yield from (requests, latency, inference, batches, queue, workers, restarts, dropped)
+        yield model_status
         yield custom
 
 
