@@ -10,7 +10,9 @@ from typing import Any
 import orjson
 import pytest
 
+from podium.backends.pending import Stream
 from podium.core.dataplane import MAX_JSON_DEPTH, DataPlane, parse_payload
+from podium.core.observers import Observation
 from podium.core.registry import Registry
 from podium.errors import InvalidRequest
 from podium.settings import Settings
@@ -85,3 +87,58 @@ def test_a_request_that_cannot_reach_its_worker_fails_alone(
         assert not isinstance(answer, BaseException), answer
         assert answer[0] == 200
         assert orjson.loads(answer[2])["echo"] == {"i": index}
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.seen: list[Observation] = []
+
+    def observe(self, observation: Observation) -> None:
+        self.seen.append(observation)
+
+
+class Broken:
+    def observe(self, observation: Observation) -> None:
+        raise RuntimeError("this observer is broken")
+
+
+def test_observers_see_every_outcome_and_a_broken_one_harms_nothing(
+    make_archive: MakeArchive, tmp_path: Path
+) -> None:
+    make_archive("echo", batch_size=8)
+
+    async def run() -> tuple[Recorder, list[Any]]:
+        settings = Settings(model_store=tmp_path / "store", work_dir=tmp_path / "work")
+        registry = Registry(settings)
+        assert await registry.load_store() == []
+        plane = DataPlane(registry)
+        recorder = Recorder()
+        plane.observers += [Broken(), recorder]
+        served = plane.resolve("echo", None)
+        try:
+            answers: list[Any] = list(
+                await asyncio.gather(
+                    plane.infer(served, {"i": 1}),
+                    plane.infer(served, {"raise": "no"}),
+                    return_exceptions=True,
+                )
+            )
+            stream = await plane.infer(served, {"stream": 2})
+            assert isinstance(stream, Stream)
+            answers.append(await plane.whole(served, stream))
+        finally:
+            await registry.stop()
+        return recorder, answers
+
+    recorder, answers = asyncio.run(run())
+    assert [answer[0] for answer in answers] == [200, 500, 200]
+    by_payload = {repr(seen.payload): seen for seen in recorder.seen}
+    ok = by_payload["{'i': 1}"]
+    assert (ok.status, ok.served.name) == (200, "echo")
+    assert ok.latency is not None and ok.latency > 0
+    assert ok.body is not None and orjson.loads(ok.body)["echo"] == {"i": 1}
+    assert by_payload["{'raise': 'no'}"].status == 500
+    streamed = by_payload["{'stream': 2}"]
+    assert (streamed.status, streamed.body) == (200, None)
+    assert streamed.latency is not None
+    assert len(recorder.seen) == 3

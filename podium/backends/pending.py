@@ -15,10 +15,14 @@ class Stream:
     """A streamed answer: the status, content type and headers of its first part, then the
     bodies of every part as the worker sends them, the last one from the batch's result."""
 
-    __slots__ = ("_parts", "content_type", "headers", "status")
+    __slots__ = ("_parts", "content_type", "headers", "latency", "payload", "status")
 
     def __init__(self, first: Answer) -> None:
         self.status, self.content_type, body, self.headers = first
+        self.latency: float | None = None
+        """Seconds from the request's arrival to the first part (set by the data plane)."""
+        self.payload: Any = None
+        """The request it answers (set by the data plane, for its observers)."""
         self._parts: asyncio.Queue[bytes | BaseException | None] = asyncio.Queue()
         self._parts.put_nowait(body)
 

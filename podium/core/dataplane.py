@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -15,6 +16,7 @@ from typing import Any
 import orjson
 
 from podium.backends.pending import Pending, Stream
+from podium.core.observers import CountingObserver, Observation, Observer
 from podium.core.registry import ModelVersion, Registry
 from podium.errors import (
     ClientDisconnected,
@@ -103,6 +105,8 @@ def check_depth(value: Any) -> None:
         level = below
 
 
+log = logging.getLogger("podium.dataplane")
+
 WATCH_AFTER = 0.05
 """Seconds a request waits before the server starts watching for its client leaving."""
 
@@ -114,6 +118,24 @@ class DataPlane:
         self.registry = registry
         self.max_response_bytes = registry.settings.max_response_bytes
         self.draining = False
+        self.observers: list[Observer] = [CountingObserver()]
+        """Told each request's outcome (``podium.core.observers``); append to watch."""
+
+    def observe(
+        self,
+        served: ModelVersion,
+        status: int,
+        latency: float | None = None,
+        payload: Any = None,
+        body: bytes | None = None,
+    ) -> None:
+        """Tell every observer how a request ended; one that fails is logged, not raised."""
+        observation = Observation(served, status, latency, payload, body)
+        for observer in self.observers:
+            try:
+                observer.observe(observation)
+            except Exception:
+                log.exception("observer %r failed", observer)
 
     def resolve(self, model: str, version: str | None) -> ModelVersion:
         """The version that will serve a request (404 if none, 503 while draining)."""
@@ -127,7 +149,7 @@ class DataPlane:
         try:
             served.batcher.admit()
         except PodiumError as error:
-            served.stats.answered(error.status)
+            self.observe(served, error.status)
             raise
 
     async def infer(
@@ -143,13 +165,13 @@ class DataPlane:
         ``until_gone`` optionally waits for the client to go away: when it returns first,
         the request is withdrawn and never reaches a worker.
         """
-        stats = served.stats
         try:
             item = served.batcher.submit(payload)
             answer = await self.wait(item, until_gone)
             if isinstance(answer, Stream):
-                # Latency to the first part; the status is counted when the stream ends.
-                stats.latency.observe(time.monotonic() - item.arrival)
+                # Observed when it ends (``parts``), with the latency to this first part.
+                answer.latency = time.monotonic() - item.arrival
+                answer.payload = payload
                 return answer
             if len(answer[2]) > self.max_response_bytes:
                 raise ResponseTooLarge(
@@ -157,10 +179,9 @@ class DataPlane:
                     f"{self.max_response_bytes} byte limit"
                 )
         except PodiumError as error:
-            stats.answered(error.status)
+            self.observe(served, error.status, None, payload)
             raise
-        stats.answered(answer[0])
-        stats.latency.observe(time.monotonic() - item.arrival)
+        self.observe(served, answer[0], time.monotonic() - item.arrival, payload, answer[2])
         return answer
 
     async def whole(self, served: ModelVersion, answer: Answer | Stream) -> Answer:
@@ -192,9 +213,9 @@ class DataPlane:
                     )
                 yield part
         except PodiumError as error:
-            served.stats.answered(error.status)
+            self.observe(served, error.status, stream.latency, stream.payload)
             raise
-        served.stats.answered(stream.status)
+        self.observe(served, stream.status, stream.latency, stream.payload)
 
     async def wait(
         self, item: Pending, until_gone: Callable[[], Awaitable[Any]] | None

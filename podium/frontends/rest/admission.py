@@ -98,7 +98,7 @@ class EdgeAdmission:
             return None
         if not self._passes(headers):
             return None
-        served.stats.answered(QueueFull.status)
+        self.dataplane.observe(served, QueueFull.status)
         return QUEUE_FULL, served.hold if self.hold else None
 
     def _served(self, url: bytes) -> ModelVersion | None:
