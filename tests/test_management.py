@@ -444,3 +444,18 @@ def test_model_settings_override_archives_and_pin_a_default(
     assert versions["1.0"]["default"] is True
     assert versions["2.0"]["default"] is False
     assert server.post("/predictions/echo", {"x": 1}).status_code == 200
+
+
+def test_scaling_below_the_minimum_is_refused_and_serve_says_where_it_listens(
+    make_archive: MakeArchive, start_server: StartServer
+) -> None:
+    make_archive("echo")
+    server = start_server()
+    refused = server.management.put("/models/echo", params={"min_worker": 3, "max_worker": 1})
+    assert refused.status_code == 400
+    assert refused.json()["message"] == "max_worker 1 is below min_worker 3"
+    (described,) = server.management.get("/models/echo").json()
+    assert (described["minWorkers"], described["maxWorkers"]) == (1, 1)
+    log = server.log.read_text()
+    assert f"inference API on {server.url}" in log
+    assert f"management API on {server.management_url}" in log

@@ -208,7 +208,9 @@ async def scale(
     served: ModelVersion, minimum: int, maximum: int | None, synchronous: bool
 ) -> Response:
     """Set a version's worker bounds; wait for the new workers unless asked not to."""
-    maximum = max(minimum, maximum or minimum)
+    if maximum is not None and maximum < minimum:
+        raise InvalidRequest(f"max_worker {maximum} is below min_worker {minimum}")
+    maximum = maximum or minimum
     served.min_workers = minimum
     work = served.pool.scale(minimum, maximum)
     bounds = f"{served.name}/{served.version} to {minimum}..{maximum} workers"

@@ -36,6 +36,9 @@ def run(settings: Settings) -> None:
         token = management_token(settings)
         sockets.append(listen(settings.management_host, settings.management_port))
     guard = inference_token(settings)
+    for what, sock in zip(("inference API", "management API"), sockets, strict=False):
+        host, port = sock.getsockname()[:2]
+        log.info("%s on http://%s:%d", what, f"[{host}]" if ":" in host else host, port)
     warn_if_exposed(settings.host, "inference API", guarded=guard is not None)
     app = PodiumApp(settings, token=token, inference_token=guard)
     # Everything imported so far lives as long as the server: move it out of the
