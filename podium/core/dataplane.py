@@ -61,12 +61,10 @@ def parse_json(body: bytes) -> Any:
     Integers past 64 bits stay exact: such bodies (rare) go through the standard library's
     parser, since orjson would make floats of them."""
     try:
-        value = orjson.loads(body) if LONG_NUMBER.search(body) is None else _loads(body)
+        value = _loads(body)
     except (ValueError, RecursionError) as error:
         raise InvalidRequest(f"Body is not valid JSON: {error}") from None
-    # Depth is at most the number of opening brackets: most bodies need no walk.
-    if body.count(b"[") + body.count(b"{") > MAX_JSON_DEPTH:
-        check_depth(value)
+    _check_nesting(body, value)
     return value
 
 

@@ -86,7 +86,6 @@ class WorkerPool:
         batcher reads it on every request)."""
         self.load_failures = 0
         """Failed loads in a row, over all workers (a loaded worker resets it)."""
-        self.last_error: str | None = None
         self.failed: str | None = None
         """Why the version gave up loading (None while it is not failed)."""
         self.ever_ready = False
@@ -268,7 +267,6 @@ class WorkerPool:
         """One failed load: retry that slot after its own backoff, or give up."""
         self.load_failures += 1
         reason = worker.load_error or "the worker failed to load"
-        self.last_error = reason
         log.error(
             "%s: load failed (%d in a row, budget %d): %s",
             self.label,

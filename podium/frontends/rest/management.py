@@ -56,16 +56,21 @@ class TokenGuard:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"] not in self.open_paths:
-            scheme, _, given = dict(scope["headers"]).get(b"authorization", b"").partition(b" ")
-            # Auth schemes are case-insensitive (RFC 9110); compare the token in constant time.
-            valid = hmac.compare_digest(given.strip(), self.expected)
-            if not (valid and scheme.lower() == b"bearer"):
+            given = dict(scope["headers"]).get(b"authorization", b"")
+            if not bearer_matches(given, self.expected):
                 response = JSONResponse(
                     dict(Unauthorized().body()), 401, headers={"WWW-Authenticate": "Bearer"}
                 )
                 await response(scope, receive, send)
                 return
         await self.app(scope, receive, send)
+
+
+def bearer_matches(authorization: bytes, token: bytes) -> bool:
+    """Whether an ``Authorization`` header value is ``Bearer <token>``: the scheme in any
+    case (RFC 9110), the token compared in constant time."""
+    scheme, _, given = authorization.partition(b" ")
+    return hmac.compare_digest(given.strip(), token) and scheme.lower() == b"bearer"
 
 
 def build_management(registry: Registry, token: str, token_file: Path | None = None) -> ASGIApp:
