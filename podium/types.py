@@ -1,13 +1,28 @@
-"""The vocabulary every layer shares: what a request for a TorchServe handler carries, and
-what an answer is on its way back."""
+"""The vocabulary every layer shares: a typed request on its way to a handler, and the
+answer on its way back.
+
+A request carries its protocol (``codec``, a tag of ``podium.protocols``): the front end
+that parsed it chose it, and the worker encodes the handler's answer for the same protocol.
+Nothing here is HTTP: a status is a number every protocol maps (gRPC to its codes).
+"""
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 
-class Response(NamedTuple):
-    """One answer: HTTP status, content type, encoded body and any further headers."""
+class InferenceRequest(NamedTuple):
+    """One request for a model: its codec's tag and what that codec parsed.
+
+    The payload is, by codec: ``json`` parsed JSON or the raw ``bytes``; ``torchserve`` an
+    ``HttpRequest``; ``v2`` and ``v2-grpc`` a ``podium.protocols.v2.V2Request``."""
+
+    codec: str
+    payload: Any
+
+
+class InferenceResponse(NamedTuple):
+    """One answer: status, content type, encoded body and any further headers (metadata)."""
 
     status: int
     content_type: str
@@ -15,8 +30,11 @@ class Response(NamedTuple):
     headers: tuple[tuple[str, str], ...] = ()
 
 
+Response = InferenceResponse
+"""The name handlers know (the torchserve handler answers with one)."""
+
 Answer = tuple[int, str, bytes, tuple[tuple[str, str], ...]]
-"""A ``Response`` as the front end receives it: a plain tuple."""
+"""An ``InferenceResponse`` as the front end receives it off the wire: a plain tuple."""
 
 HttpRequest = tuple[bytes, str, tuple[tuple[str, str], ...], str]
 """A request for a TorchServe handler, which sees more of HTTP than a payload: the raw body,

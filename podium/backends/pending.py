@@ -5,23 +5,22 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
 
 from podium.errors import HandlerError
-from podium.types import Answer
+from podium.types import Answer, InferenceRequest
 
 
 class Stream:
     """A streamed answer: the status, content type and headers of its first part, then the
     bodies of every part as the worker sends them, the last one from the batch's result."""
 
-    __slots__ = ("_parts", "content_type", "headers", "latency", "payload", "status")
+    __slots__ = ("_parts", "content_type", "headers", "latency", "request", "status")
 
     def __init__(self, first: Answer) -> None:
         self.status, self.content_type, body, self.headers = first
         self.latency: float | None = None
         """Seconds from the request's arrival to the first part (set by the data plane)."""
-        self.payload: Any = None
+        self.request: InferenceRequest | None = None
         """The request it answers (set by the data plane, for its observers)."""
         self._parts: asyncio.Queue[bytes | BaseException | None] = asyncio.Queue()
         self._parts.put_nowait(body)
@@ -53,12 +52,15 @@ class Pending:
     """One request waiting for its answer: a whole one, or a ``Stream`` once a first part
     of a streamed answer has come."""
 
-    __slots__ = ("arrival", "deadline", "future", "payload", "stream")
+    __slots__ = ("arrival", "deadline", "future", "request", "stream")
 
     def __init__(
-        self, payload: Any, future: asyncio.Future[Answer | Stream], timeout: float
+        self,
+        request: InferenceRequest,
+        future: asyncio.Future[Answer | Stream],
+        timeout: float,
     ) -> None:
-        self.payload = payload
+        self.request = request
         self.future = future
         self.arrival = time.monotonic()
         self.deadline = self.arrival + timeout

@@ -12,7 +12,9 @@ work to a queue of their own). One that raises is logged and the request goes on
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+from typing import TYPE_CHECKING, NamedTuple, Protocol
+
+from podium.types import InferenceRequest
 
 if TYPE_CHECKING:
     from podium.core.registry import ModelVersion
@@ -27,8 +29,8 @@ class Observation(NamedTuple):
     latency: float | None
     """Seconds from arrival to the answer (a stream: to its first part); None when it
     was refused or failed before an answer came from a worker."""
-    payload: Any
-    """The request as its handler sees it (None when it was refused before being read)."""
+    request: InferenceRequest | None
+    """The request, tagged with its protocol (None when it was refused before being read)."""
     body: bytes | None
     """The answer's body as sent (None for errors and streams)."""
 

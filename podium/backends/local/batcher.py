@@ -30,6 +30,7 @@ from podium.backends.local.pool import WorkerPool
 from podium.backends.pending import Pending
 from podium.errors import ModelFailed, ModelNotReady, QueueFull, RequestTimeout
 from podium.observability.stats import Stats
+from podium.types import InferenceRequest
 
 WIRE_REQUESTS = 16
 """Most requests sent to a worker in one message when ``batch_size`` is smaller."""
@@ -69,10 +70,10 @@ class Batcher:
         pool.on_idle = self._schedule
         pool.on_failed = self._failed
 
-    def submit(self, payload: Any) -> Pending:
+    def submit(self, request: InferenceRequest) -> Pending:
         """Queue one request; raise at once if the queue is full or nothing can serve it."""
         self.admit()
-        item = Pending(payload, self._loop.create_future(), self.request_timeout)
+        item = Pending(request, self._loop.create_future(), self.request_timeout)
         self.queue.append(item)
         if len(self.queue) >= self.batch_size and self.pool.idle:
             # A full batch and a worker for it: nothing to wait for, and under a burst the

@@ -189,12 +189,12 @@ class WorkerProcess(asyncio.Protocol):
         """
         batch_id = self.batch_id + 1
         try:
-            data = wire.encode(wire.Batch(batch_id, [item.payload for item in batch]))
+            data = wire.encode(wire.Batch(batch_id, [tuple(item.request) for item in batch]))
         except Exception:
             batch = [item for item in batch if _sendable(item)]
             if not batch:
                 return False
-            data = wire.encode(wire.Batch(batch_id, [item.payload for item in batch]))
+            data = wire.encode(wire.Batch(batch_id, [tuple(item.request) for item in batch]))
         self.state = WorkerState.BUSY
         self.batch_id = batch_id
         self.in_flight = batch
@@ -243,7 +243,7 @@ class WorkerProcess(asyncio.Protocol):
 def _sendable(item: Pending) -> bool:
     """Whether a request can cross the wire; if not, it is answered with why."""
     try:
-        wire.encode(wire.Batch(0, [item.payload]))
+        wire.encode(wire.Batch(0, [tuple(item.request)]))
     except Exception as error:
         if not item.future.done():
             item.future.set_exception(

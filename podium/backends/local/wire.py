@@ -31,10 +31,11 @@ class Load(NamedTuple):
 
 
 class Batch(NamedTuple):
-    """Front end → worker: one batch of request payloads (parsed JSON or bytes)."""
+    """Front end → worker: one batch of requests, each a plain (codec tag, payload) tuple:
+    an ``InferenceRequest`` without its class, which would cost a Python call to rebuild."""
 
     batch_id: int
-    payloads: list[Any]
+    requests: list[tuple[str, Any]]
 
 
 class Stop(NamedTuple):
@@ -54,7 +55,7 @@ class LoadFailed(NamedTuple):
 
 
 class Result(NamedTuple):
-    """Worker → front end: one answer per payload of a batch, in order."""
+    """Worker → front end: one answer per request of a batch, in order."""
 
     batch_id: int
     responses: list[Answer]
@@ -88,7 +89,7 @@ RESULT = 2
 def encode(message: Message) -> bytes:
     packed: object = message
     if type(message) is Batch:
-        packed = (BATCH, message.batch_id, message.payloads)
+        packed = (BATCH, message.batch_id, message.requests)
     elif type(message) is Result:
         packed = (RESULT, message.batch_id, [tuple(r) for r in message.responses])
     data = pickle.dumps(packed, protocol=5)

@@ -6,123 +6,41 @@ message, initializes the handler once, answers ``Ready`` (or ``LoadFailed``), th
 every ``Batch`` with a ``Result`` until ``Stop`` or until the socket closes (the front end
 is gone), and exits.
 
-Responses are encoded to JSON here, not in the front end, so model objects (numpy arrays
-included) never cross the wire.
+Each request is decoded for the handler, and each answer encoded, here by the codec of the
+protocol that asked (``podium.protocols``), not in the front end: model objects (numpy
+arrays included) never cross the wire.
 """
 
 from __future__ import annotations
 
 import gc
-import json
 import logging
-import math
 import os
 import signal
 import socket
 import sys
 import time
-import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy
-import orjson
-
 from podium.archive import MANIFEST_PATH, Manifest
 from podium.archive.requirements import DEPS
 from podium.backends.local import wire
-from podium.errors import HandlerError, InvalidInput, PodiumError
+from podium.errors import HandlerError, InvalidInput
 from podium.handler import Context, Handler
-from podium.types import Answer, Response
+from podium.protocols import NATIVE, codec
+from podium.protocols.codec import Model
+from podium.protocols.native import NonFinite, encode_value
+from podium.types import Answer
 
-JSON = "application/json"
-BINARY = "application/octet-stream"
-JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+Request = tuple[str, Any]
+"""An ``InferenceRequest`` off the wire: a plain (codec tag, payload) tuple."""
 GC_THRESHOLD = 10_000
 METRICS_INTERVAL = 0.5
 """Seconds between two reports of a handler's custom metrics to the front end."""
 
 log = logging.getLogger("podium.worker")
-
-
-def encode_response(value: Any) -> Response:
-    """One handler response → status, content type and body (an error answer when the
-    value cannot be encoded)."""
-    if isinstance(value, BaseException):
-        return encode_error(value, debug=False)
-    try:
-        return encode_value(value)
-    except NonFinite as error:
-        return encode_error(HandlerError(f"response is not valid JSON: {error}"), False)
-    except TypeError as error:
-        return encode_error(HandlerError(f"response is not JSON-serialisable: {error}"), False)
-
-
-def encode_value(value: Any) -> Response:
-    """``bytes`` as they are, a ``Response`` as it is, anything else as JSON (raises
-    ``TypeError`` when it is not JSON-serialisable)."""
-    if type(value) is Response:
-        return value  # already encoded (the torchserve handler sets status and headers)
-    if isinstance(value, bytes | bytearray | memoryview):
-        return Response(200, BINARY, bytes(value))
-    try:
-        body = orjson.dumps(value, option=JSON_OPTIONS)
-    except TypeError:
-        body = exact_json(value)  # integers past 64 bits; raises if still not JSON
-    # orjson writes NaN and infinities as null: refuse them rather than answer wrongly.
-    if b"null" in body and not all_finite(value):
-        raise NonFinite("the answer holds NaN or Infinity, which JSON cannot carry")
-    return Response(200, JSON, body)
-
-
-class NonFinite(ValueError):
-    """A number in an answer that JSON cannot carry."""
-
-
-def exact_json(value: Any) -> bytes:
-    """JSON through the standard library, which writes integers of any size exactly."""
-
-    def default(item: Any) -> Any:
-        if hasattr(item, "tolist"):  # numpy arrays and scalars
-            return item.tolist()
-        raise TypeError(f"Type is not JSON serializable: {type(item).__name__}")
-
-    try:
-        text = json.dumps(value, default=default, allow_nan=False, separators=(",", ":"))
-    except ValueError as error:
-        raise NonFinite(str(error)) from None
-    return text.encode()
-
-
-def all_finite(value: Any) -> bool:
-    """Whether every float in ``value`` (numpy arrays included) is finite."""
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, float):
-            if not math.isfinite(item):
-                return False
-        elif isinstance(item, dict):
-            stack += item.values()
-        elif isinstance(item, list | tuple):
-            stack += item
-        elif (
-            hasattr(item, "dtype")
-            and getattr(item.dtype, "kind", "") in "fc"
-            and not bool(numpy.isfinite(item).all())
-        ):
-            return False
-    return True
-
-
-def encode_error(error: BaseException, debug: bool) -> Response:
-    if not isinstance(error, PodiumError):
-        message = f"{type(error).__name__}: {error}"
-        if debug:
-            message += "\n" + "".join(traceback.format_exception(error))
-        error = HandlerError(message)
-    return Response(error.status, JSON, orjson.dumps(error.body()))
 
 
 class Runner:
@@ -139,6 +57,8 @@ class Runner:
         self._offset = 0
         self._size = 0
         self._streamed = False
+        self._requests: list[Request] = []
+        self.model = Model(context.model_name, context.model_version)
         context.partial_sink = self.send_partial
 
     def metrics_update(self) -> wire.HandlerMetrics | None:
@@ -154,11 +74,14 @@ class Runner:
         return wire.HandlerMetrics(values)
 
     def send_partial(self, index: int, part: Any) -> None:
-        """``context.send_partial``: one part of request ``index``'s answer, sent now."""
+        """``context.send_partial``: one part of request ``index``'s answer, sent now (a
+        protocol that cannot stream, V2, gets only the handler's last value)."""
         if self.send is None:
             return
         if not (type(index) is int and 0 <= index < self._size):
             raise IndexError(f"send_partial: no request {index!r} in a batch of {self._size}")
+        if not codec(self._requests[index][0]).streams:
+            return
         try:
             status, content_type, body, headers = encode_value(part)
         except (TypeError, NonFinite) as error:
@@ -167,42 +90,51 @@ class Runner:
         answer = (status, content_type, body, headers)
         self.send(wire.Partial(self._batch_id, self._offset + index, answer))
 
-    def run_all(self, payloads: list[Any], batch_id: int = 0) -> list[Answer]:
-        """Answer a message's payloads in handler batches of at most ``batch_size``."""
+    def run_all(self, requests: list[Request], batch_id: int = 0) -> list[Answer]:
+        """Answer a message's requests in handler batches of at most ``batch_size``."""
         self._batch_id = batch_id
         size = self.context.manifest.batch_size
-        if len(payloads) <= size:
-            return self.run(payloads)
+        if len(requests) <= size:
+            return self.run(requests)
         answers: list[Answer] = []
-        for start in range(0, len(payloads), size):
-            answers += self.run(payloads[start : start + size], start)
+        for start in range(0, len(requests), size):
+            answers += self.run(requests[start : start + size], start)
         return answers
 
-    def run(self, payloads: list[Any], offset: int = 0) -> list[Answer]:
+    def run(self, requests: list[Request], offset: int = 0) -> list[Answer]:
+        """Answer one handler batch: each request decoded by its codec for the handler, each
+        answer encoded by the codec of the request it answers."""
         self._offset = offset
-        self._size = len(payloads)
+        self._size = len(requests)
+        self._requests = requests
         self._streamed = False
+        model = self.model
         try:
-            return [encode_response(value) for value in self._handle(payloads)]
+            inputs = [codec(tag).decode(payload) for tag, payload in requests]
+            values = self._handle(inputs)
+            return [
+                codec(tag).encode(value, payload, model)
+                for value, (tag, payload) in zip(values, requests, strict=True)
+            ]
         except Exception as error:
-            if len(payloads) == 1 or self._streamed:
+            if len(requests) == 1 or self._streamed:
                 if not isinstance(error, InvalidInput):
                     log.exception("handler failed")
                 # A batch that streamed parts already is not run again: each request's
                 # stream ends with the error.
-                return [encode_error(error, self.debug)] * len(payloads)
+                return [codec(tag).error(error, payload, self.debug) for tag, payload in requests]
         # One bad request must not fail the others batched with it: retry one by one.
         return [
             response
-            for index, payload in enumerate(payloads)
-            for response in self.run([payload], offset + index)
+            for index, request in enumerate(requests)
+            for response in self.run([request], offset + index)
         ]
 
-    def _handle(self, payloads: list[Any]) -> list[Any]:
-        responses = self.handler.handle(payloads, self.context)
-        if len(responses) != len(payloads):
+    def _handle(self, inputs: list[Any]) -> list[Any]:
+        responses = self.handler.handle(inputs, self.context)
+        if len(responses) != len(inputs):
             raise HandlerError(
-                f"handler returned {len(responses)} responses for {len(payloads)} requests"
+                f"handler returned {len(responses)} responses for {len(inputs)} requests"
             )
         return responses
 
@@ -235,7 +167,8 @@ def warm_up(runner: Runner, requests: list[Any]) -> None:
     """Run the archive's warm-up requests as one batch; any failure fails the load."""
     if not requests:
         return
-    for index, (status, _, body, _) in enumerate(runner.run_all(requests)):
+    batch = [(NATIVE, request) for request in requests]
+    for index, (status, _, body, _) in enumerate(runner.run_all(batch)):
         if status != 200:
             raise RuntimeError(f"warm-up request {index} failed with {status}: {body[:200]!r}")
 
@@ -263,7 +196,7 @@ def serve(channel: wire.Channel) -> int:
         if message is None or isinstance(message, wire.Stop):
             return 0
         if isinstance(message, wire.Batch):
-            responses = runner.run_all(message.payloads, message.batch_id)
+            responses = runner.run_all(message.requests, message.batch_id)
             channel.send(wire.Result(message.batch_id, responses))
             update = runner.metrics_update()
             if update is not None:
