@@ -12,7 +12,9 @@ import numpy as np
 from podium.protocols.v2 import Tensor, V2Request
 
 
-def from_raw(raw: bytes | memoryview, name: str, datatype: str, shape: tuple[int, ...]) -> np.ndarray[Any, Any]:
+def from_raw(
+    raw: bytes | memoryview, name: str, datatype: str, shape: tuple[int, ...]
+) -> np.ndarray[Any, Any]:
     """Raw little-endian bytes (BYTES: 4-byte length-prefixed elements) → an array of
     ``shape``; ``InvalidRequest`` when their size does not match the shape."""
     raise NotImplementedError
