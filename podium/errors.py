@@ -5,7 +5,8 @@
     │   └── InvalidInput            400  the handler rejected the input (shape, type, value)
     ├── Unauthorized                401
     ├── Forbidden                   403
-    ├── ModelNotFound               404  no such model or version
+    ├── ModelNotFound               404  no such model or version (or route)
+    ├── MethodNotAllowed            405  a route asked with the wrong method
     ├── Conflict                    409  already registered; still the default
     ├── PayloadTooLarge             413  body over ``max_body_bytes``
     ├── MisdirectedRequest          421  a Host header this server does not answer to
@@ -88,6 +89,11 @@ class Forbidden(PodiumError):
 class ModelNotFound(PodiumError):
     status = 404
     default_message = "Model not found"
+
+
+class MethodNotAllowed(PodiumError):
+    status = 405
+    default_message = "Method not allowed"
 
 
 class Conflict(PodiumError):

@@ -87,6 +87,16 @@ class Handler:
         """Turn model output into one response per request."""
         return list(outputs)
 
+    def signature(self) -> dict[str, Any] | None:
+        """What the model takes and answers, for V2 model metadata; called once a worker
+        has initialized, and only when the manifest has no ``signature``. Same format::
+
+            {"inputs": {"x": {"dtype": "float32", "shape": [None, 64]}},
+             "outputs": {"label": {"dtype": "string", "shape": [None]}}}
+
+        (``None`` in a shape: any size; dtypes are numpy names or ``string``.)"""
+        return None
+
     def handle(self, requests: list[Any], context: Context) -> list[Any]:
         """Run the three stages in order on one batch; the server calls this."""
         responses = self.postprocess(self.inference(self.preprocess(requests)))

@@ -11,7 +11,9 @@ import orjson
 import pytest
 
 from podium.backends.pending import Stream
-from podium.core.dataplane import MAX_JSON_DEPTH, DataPlane, parse_payload
+from podium.core.dataplane import DataPlane
+from podium.protocols.native import MAX_JSON_DEPTH, parse_payload
+from podium.types import InferenceRequest
 from podium.core.observers import Observation
 from podium.core.registry import Registry
 from podium.errors import InvalidRequest
@@ -69,13 +71,13 @@ def test_a_request_that_cannot_reach_its_worker_fails_alone(
             deep = [deep]
         try:
             together = await asyncio.gather(
-                plane.infer(served, {"i": 1}),
-                plane.infer(served, deep),
-                plane.infer(served, {"i": 2}),
+                plane.infer(served, native({"i": 1})),
+                plane.infer(served, native(deep)),
+                plane.infer(served, native({"i": 2})),
                 return_exceptions=True,
             )
             # The worker was not left busy: it answers the next request.
-            after = await asyncio.wait_for(plane.infer(served, {"i": 3}), 10)
+            after = await asyncio.wait_for(plane.infer(served, native({"i": 3})), 10)
             return [*together, after]
         finally:
             await registry.stop()
@@ -118,12 +120,12 @@ def test_observers_see_every_outcome_and_a_broken_one_harms_nothing(
         try:
             answers: list[Any] = list(
                 await asyncio.gather(
-                    plane.infer(served, {"i": 1}),
-                    plane.infer(served, {"raise": "no"}),
+                    plane.infer(served, native({"i": 1})),
+                    plane.infer(served, native({"raise": "no"})),
                     return_exceptions=True,
                 )
             )
-            stream = await plane.infer(served, {"stream": 2})
+            stream = await plane.infer(served, native({"stream": 2}))
             assert isinstance(stream, Stream)
             answers.append(await plane.whole(served, stream))
         finally:
@@ -132,7 +134,7 @@ def test_observers_see_every_outcome_and_a_broken_one_harms_nothing(
 
     recorder, answers = asyncio.run(run())
     assert [answer[0] for answer in answers] == [200, 500, 200]
-    by_payload = {repr(seen.payload): seen for seen in recorder.seen}
+    by_payload = {repr(seen.request.payload): seen for seen in recorder.seen if seen.request}
     ok = by_payload["{'i': 1}"]
     assert (ok.status, ok.served.name) == (200, "echo")
     assert ok.latency is not None and ok.latency > 0
@@ -142,3 +144,7 @@ def test_observers_see_every_outcome_and_a_broken_one_harms_nothing(
     assert (streamed.status, streamed.body) == (200, None)
     assert streamed.latency is not None
     assert len(recorder.seen) == 3
+
+
+def native(payload: Any) -> InferenceRequest:
+    return InferenceRequest("json", payload)

@@ -1,32 +1,28 @@
-"""The protocol-free request path: payload → model version → batcher → answer.
+"""The protocol-free request path: typed request → model version → backend → answer.
 
-Routes parse HTTP and call ``DataPlane.infer``; nothing here knows about ASGI.
+Front ends parse their transport, build an ``InferenceRequest`` with their codec
+(``podium.protocols``) and call ``DataPlane.infer``; nothing here knows about HTTP or gRPC.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
-
-import orjson
 
 from podium.backends.pending import Pending, Stream
 from podium.core.observers import CountingObserver, Observation, Observer
 from podium.core.registry import ModelVersion, Registry
 from podium.errors import (
     ClientDisconnected,
-    InvalidRequest,
     PodiumError,
     RequestTimeout,
     ResponseTooLarge,
     ShuttingDown,
 )
-from podium.types import Answer
+from podium.types import Answer, InferenceRequest
 
 log = logging.getLogger("podium.dataplane")
 
@@ -49,11 +45,11 @@ class DataPlane:
         served: ModelVersion,
         status: int,
         latency: float | None = None,
-        payload: Any = None,
+        request: InferenceRequest | None = None,
         body: bytes | None = None,
     ) -> None:
         """Tell every observer how a request ended; one that fails is logged, not raised."""
-        observation = Observation(served, status, latency, payload, body)
+        observation = Observation(served, status, latency, request, body)
         for observer in self.observers:
             try:
                 observer.observe(observation)
@@ -70,7 +66,7 @@ class DataPlane:
         """Refuse now (counted) if ``served`` would refuse a request: before its body is
         read, so that under overload a refusal costs as little as possible."""
         try:
-            served.batcher.admit()
+            served.backend.admit()
         except PodiumError as error:
             self.observe(served, error.status)
             raise
@@ -78,23 +74,23 @@ class DataPlane:
     async def infer(
         self,
         served: ModelVersion,
-        payload: Any,
+        request: InferenceRequest,
         *,
         until_gone: Callable[[], Awaitable[Any]] | None = None,
     ) -> Answer | Stream:
-        """Queue ``payload`` for a version and wait for the worker's answer, or for the
+        """Queue ``request`` for a version and wait for the worker's answer, or for the
         first part of it when the handler streams (``Stream``).
 
         ``until_gone`` optionally waits for the client to go away: when it returns first,
         the request is withdrawn and never reaches a worker.
         """
         try:
-            item = served.batcher.submit(payload)
+            item = served.backend.submit(request)
             answer = await self.wait(item, until_gone)
             if isinstance(answer, Stream):
                 # Observed when it ends (``parts``), with the latency to this first part.
                 answer.latency = time.monotonic() - item.arrival
-                answer.payload = payload
+                answer.request = request
                 return answer
             if len(answer[2]) > self.max_response_bytes:
                 raise ResponseTooLarge(
@@ -102,9 +98,9 @@ class DataPlane:
                     f"{self.max_response_bytes} byte limit"
                 )
         except PodiumError as error:
-            self.observe(served, error.status, None, payload)
+            self.observe(served, error.status, None, request)
             raise
-        self.observe(served, answer[0], time.monotonic() - item.arrival, payload, answer[2])
+        self.observe(served, answer[0], time.monotonic() - item.arrival, request, answer[2])
         return answer
 
     async def whole(self, served: ModelVersion, answer: Answer | Stream) -> Answer:
@@ -123,7 +119,7 @@ class DataPlane:
         try:
             while True:
                 try:
-                    part = await stream.next(served.batcher.request_timeout)
+                    part = await stream.next(served.backend.request_timeout)
                 except TimeoutError:
                     raise RequestTimeout() from None
                 if part is None:
@@ -136,9 +132,9 @@ class DataPlane:
                     )
                 yield part
         except PodiumError as error:
-            self.observe(served, error.status, stream.latency, stream.payload)
+            self.observe(served, error.status, stream.latency, stream.request)
             raise
-        self.observe(served, stream.status, stream.latency, stream.payload)
+        self.observe(served, stream.status, stream.latency, stream.request)
 
     async def wait(
         self, item: Pending, until_gone: Callable[[], Awaitable[Any]] | None

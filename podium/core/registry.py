@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import shutil
 import tempfile
 import time
@@ -17,14 +16,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from podium import archive
+from podium import archive, protocols
 from podium.archive import requirements
-from podium.backends.local.batcher import Batcher
-from podium.backends.local.pool import WorkerPool
+from podium.backends.base import Backend
 from podium.core.store import ModelStore, StoredArchive, default_version
 from podium.errors import Conflict, InvalidRequest, ModelNotFound, PodiumError
 from podium.observability.prometheus import Sample
 from podium.observability.stats import Stats
+from podium.protocols.torchserve import HANDLER as TORCHSERVE_HANDLER
+from podium.protocols.v2.metadata import model_metadata
 from podium.settings import Settings
 
 log = logging.getLogger("podium.registry")
@@ -32,53 +32,101 @@ log = logging.getLogger("podium.registry")
 
 @dataclass
 class ModelVersion:
-    """One served version of a model."""
+    """One served version of a model: its manifest, the codec its ``/predictions`` route
+    speaks, and the backend that runs its requests."""
 
     name: str
     version: str
     manifest: archive.Manifest
     model_dir: Path
-    pool: WorkerPool
-    batcher: Batcher
-    min_workers: int
+    backend: Backend
     stats: Stats
-    torchserve: bool = False
-    """Served by a TorchServe handler, which gets whole HTTP requests."""
+    codec: str = protocols.NATIVE
+    """The protocol of its native route: ``torchserve`` for a TorchServe handler, which gets
+    whole HTTP requests; else ``json``."""
 
     @property
     def ready(self) -> bool:
-        return self.pool.ready_count >= max(1, self.min_workers)
+        return self.backend.ready
 
     @property
     def failed(self) -> str | None:
         """Why the version gave up loading, or None."""
-        return self.pool.failed
+        return self.backend.failed
 
     @property
     def status(self) -> str:
         """``ready``, ``failed`` or ``loading`` (also: fewer than its minimum of workers)."""
         return "ready" if self.ready else "failed" if self.failed is not None else "loading"
 
+    def v2_metadata(self, versions: list[str] | None = None) -> dict[str, Any]:
+        """Its V2 model metadata (``versions``: every served version of the model, if the
+        caller knows them; else this one)."""
+        return model_metadata(
+            self.name, versions or [self.version], self.manifest.handler, self.backend.signature
+        )
+
     def reserve(self) -> bool:
         """Hold a place for a request whose head was read (in the queue, or in a batch for
         an idle worker) until the loop's next turn; False when there is no room."""
-        batcher = self.batcher
-        if batcher.room > 0:
-            batcher.reserve()
+        backend = self.backend
+        if backend.room > 0:
+            backend.reserve()
             return True
         return False
 
     def hold(self, resume: Callable[[], None]) -> None:
         """Keep a refused connection unread until the version has room (``resume`` is called
         then) or ``Retry-After`` has passed."""
-        self.batcher.hold(resume)
+        self.backend.hold(resume)
+
+
+BackendFactory = Callable[[archive.Manifest, Path, Stats, "BackendOptions"], Backend]
+
+
+@dataclass(frozen=True)
+class BackendOptions:
+    """What the registry decided for one version's backend, from settings and manifest."""
+
+    minimum: int
+    maximum: int
+    request_timeout: float
+    settings: Settings
+
+
+def local_backend(
+    manifest: archive.Manifest, model_dir: Path, stats: Stats, options: BackendOptions
+) -> Backend:
+    """The default backend: worker processes on this machine."""
+    from podium.backends.local.backend import LocalBackend
+
+    settings = options.settings
+    return LocalBackend.create(
+        f"{manifest.name}/{manifest.version}",
+        model_dir,
+        stats=stats,
+        minimum=options.minimum,
+        maximum=options.maximum,
+        batch_size=manifest.batch_size,
+        max_batch_delay=manifest.max_batch_delay,
+        batching=settings.batching or manifest.batching,
+        max_queue=settings.max_queue,
+        request_timeout=options.request_timeout,
+        load_timeout=settings.load_timeout,
+        scale_down_after=settings.scale_down_after,
+        watchdog_grace=settings.watchdog_grace,
+        max_load_failures=settings.max_load_failures,
+        debug=settings.debug,
+    )
 
 
 class Registry:
     """Every loaded model version, by name and version."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, backend: BackendFactory = local_backend) -> None:
         self.settings = settings
+        self.backend_factory = backend
+        """Makes each version's backend (``local_backend``: worker processes here)."""
         self.models: dict[str, dict[str, ModelVersion]] = {}
         self.defaults: dict[str, str] = {}
         self._pinned: set[str] = set()
@@ -165,47 +213,24 @@ class Registry:
                 manifest.requirements,
             )
         workers = fixed or max(1, manifest.min_workers)
-        maximum = max(workers, fixed or manifest.max_workers)
+        timeout = request_timeout or (chosen and chosen.request_timeout) or settings.request_timeout
+        options = BackendOptions(
+            workers, max(workers, fixed or manifest.max_workers), timeout, settings
+        )
         stats = Stats()
-        pool = WorkerPool(
-            f"{manifest.name}/{manifest.version}",
-            model_dir,
-            stats=stats,
-            minimum=workers,
-            maximum=maximum,
-            scale_down_after=settings.scale_down_after,
-            watchdog_grace=settings.watchdog_grace,
-            max_load_failures=settings.max_load_failures,
-            load_timeout=settings.load_timeout,
-            threads=max(1, _cores() // max(workers, maximum)),
-            debug=settings.debug,
-        )
-        batcher = Batcher(
-            pool,
-            batch_size=manifest.batch_size,
-            max_batch_delay=manifest.max_batch_delay,
-            policy=settings.batching or manifest.batching,
-            max_queue=settings.max_queue,
-            request_timeout=request_timeout
-            or (chosen and chosen.request_timeout)
-            or settings.request_timeout,
-            stats=stats,
-        )
         version = ModelVersion(
             manifest.name,
             manifest.version,
             manifest,
             model_dir,
-            pool,
-            batcher,
-            workers,
+            self.backend_factory(manifest, model_dir, stats, options),
             stats,
-            torchserve=manifest.handler == "torchserve",
+            protocols.TORCHSERVE if manifest.handler == TORCHSERVE_HANDLER else protocols.NATIVE,
         )
         versions = self.models.setdefault(manifest.name, {})
         versions[manifest.version] = version
         self.generation += 1
-        await pool.start()
+        await version.backend.start()
         # A new version becomes the default only once it is ready (unless one was set),
         # so registering it under load fails no request.
         pinned = settings.model_settings.get(manifest.key)
@@ -251,7 +276,7 @@ class Registry:
             await self._remove(present)
         served = await self.load(StoredArchive(target, manifest), request_timeout)
         if served.failed is not None:
-            failure = served.batcher.failure(served.failed)
+            failure = served.backend.failure(served.failed)
             if not keep_failed:
                 await self._remove(served)
             raise failure
@@ -278,9 +303,9 @@ class Registry:
         elif self.defaults.get(served.name) == served.version:
             self.defaults[served.name] = default_version(list(versions))
         deadline = time.monotonic() + self.settings.drain_timeout
-        while (served.batcher.queue or served.pool.in_flight) and time.monotonic() < deadline:
+        while served.backend.busy and time.monotonic() < deadline:
             await asyncio.sleep(0.02)
-        await served.pool.stop()
+        await served.backend.stop()
         shutil.rmtree(served.model_dir, ignore_errors=True)
 
     def set_default(self, name: str, version: str) -> None:
@@ -317,19 +342,22 @@ class Registry:
 
     def samples(self) -> list[Sample]:
         """Every version's counters and gauges, for a metrics scrape."""
-        return [
-            Sample(
-                v.name,
-                v.version,
-                v.stats,
-                len(v.batcher.queue),
-                v.pool.states(),
-                v.pool.restarts,
-                v.batcher.dropped,
-                v.status,
+        samples = []
+        for v in self.versions():
+            status = v.backend.status()
+            samples.append(
+                Sample(
+                    v.name,
+                    v.version,
+                    v.stats,
+                    status.queue_depth,
+                    status.states,
+                    status.restarts,
+                    status.dropped,
+                    v.status,
+                )
             )
-            for v in self.versions()
-        ]
+        return samples
 
     @property
     def healthy(self) -> bool:
@@ -354,14 +382,9 @@ class Registry:
     def abandon(self, error: PodiumError) -> None:
         """Answer every queued and running request of every version with ``error``."""
         for served in self.versions():
-            served.batcher.abandon(error)
-            served.pool.abandon(error)
+            served.backend.abandon(error)
 
     async def stop(self, timeout: float = 10.0) -> None:
-        await asyncio.gather(*(v.pool.stop(timeout) for v in self.versions()))
+        await asyncio.gather(*(v.backend.stop(timeout) for v in self.versions()))
         if self._own_work_dir and self._work_dir is not None:
             shutil.rmtree(self._work_dir, ignore_errors=True)
-
-
-def _cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1

@@ -24,7 +24,7 @@ import asyncio
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Literal
 
 from podium.backends.local.pool import WorkerPool
 from podium.backends.pending import Pending

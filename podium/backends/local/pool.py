@@ -89,6 +89,8 @@ class WorkerPool:
         self.failed: str | None = None
         """Why the version gave up loading (None while it is not failed)."""
         self.ever_ready = False
+        self.signature: dict[str, Any] | None = None
+        """The model's inputs and outputs, as its first ready worker described them."""
         self.load_traceback_shown = False
         """A worker was told to log its traceback if its load fails (reset by a load)."""
         self._changed = asyncio.Event()

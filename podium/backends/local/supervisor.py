@@ -18,7 +18,7 @@ import sys
 import time
 import typing
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from podium.backends.local import wire
 from podium.errors import InvalidRequest, WorkerDied
@@ -41,6 +41,7 @@ class Pool(Protocol):
     watchdog_grace: float
     debug: bool
     load_traceback_shown: bool
+    signature: dict[str, Any] | None
 
     def worker_environment(self) -> dict[str, str]: ...
     def worker_ready(self, worker: WorkerProcess) -> None: ...
@@ -137,6 +138,8 @@ class WorkerProcess(asyncio.Protocol):
                 )
                 self.started_at = time.monotonic()
                 self.ready.set_result(None)
+                if message.signature is not None:
+                    self.pool.signature = message.signature
                 self.pool.worker_ready(self)
             elif isinstance(message, wire.HandlerMetrics):
                 self.pool.stats.handler_metrics(self.worker_id, message.values)

@@ -43,9 +43,11 @@ class Stop(NamedTuple):
 
 
 class Ready(NamedTuple):
-    """Worker → front end: the handler initialized."""
+    """Worker → front end: the handler initialized; what the model takes and answers
+    (``Handler.signature`` or the manifest's, in the manifest's format), if known."""
 
     pid: int
+    signature: dict[str, Any] | None = None
 
 
 class LoadFailed(NamedTuple):

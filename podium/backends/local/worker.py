@@ -61,6 +61,17 @@ class Runner:
         self.model = Model(context.model_name, context.model_version)
         context.partial_sink = self.send_partial
 
+    def signature(self) -> dict[str, Any] | None:
+        """The model's inputs and outputs: the manifest's, else what the handler says (a
+        handler that fails to say is logged, not fatal)."""
+        if self.context.manifest.signature:
+            return self.context.manifest.signature
+        try:
+            return self.handler.signature()
+        except Exception:
+            log.exception("%s.signature() failed", type(self.handler).__name__)
+            return None
+
     def metrics_update(self) -> wire.HandlerMetrics | None:
         """The handler's custom metrics, if it has new ones and none went out lately."""
         take = getattr(self.handler, "take_metrics", None)
@@ -189,7 +200,7 @@ def serve(channel: wire.Channel) -> int:
     gc.collect()
     gc.freeze()
     gc.set_threshold(GC_THRESHOLD, *gc.get_threshold()[1:])
-    channel.send(wire.Ready(os.getpid()))
+    channel.send(wire.Ready(os.getpid(), runner.signature()))
     runner.send = channel.send
     while True:
         message = channel.receive()

@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from podium import __version__
-from podium.core.dataplane import DataPlane, parse_payload
+from podium.core.dataplane import DataPlane
 from podium.core.registry import Registry
 from podium.errors import ServiceUnavailable, ShuttingDown
 from podium.frontends.rest.errors import json_errors
@@ -26,11 +26,12 @@ from podium.frontends.rest.hosts import guard_hosts
 from podium.frontends.rest.inference import (
     InferenceEndpoint,
     documented_body,
-    http_request,
     is_inference,
+    native_request,
 )
 from podium.frontends.rest.management import TokenGuard, build_management
 from podium.frontends.rest.types import ASGIApp, Receive, Scope, Send
+from podium.frontends.rest.v2 import V2Endpoint, is_v2
 from podium.observability.prometheus import exposition
 from podium.settings import Settings
 
@@ -52,6 +53,7 @@ class PodiumApp:
         self.registry = registry or Registry(settings)
         self.dataplane = DataPlane(self.registry)
         self.inference = InferenceEndpoint(self.dataplane, settings.max_body_bytes)
+        self.v2 = V2Endpoint(self.dataplane, settings.max_body_bytes)
         self.api = build_api(self)
         # The management API answers only on its own listener, told apart by local port.
         self.management_port = settings.management_port if token else None
@@ -89,6 +91,8 @@ class PodiumApp:
     async def route_public(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and is_inference(scope):
             await self.inference(scope, receive, send)
+        elif scope["type"] == "http" and is_v2(scope):
+            await self.v2(scope, receive, send)
         else:
             await self.api(scope, receive, send)
 
@@ -139,11 +143,8 @@ def build_api(app: PodiumApp) -> FastAPI:
     async def predict_through_api(request: Request, model: str, version: str | None) -> Response:
         served = app.dataplane.resolve(model, version)
         body = await request.body()
-        content_type = request.headers.get("content-type", "")
-        if served.torchserve:
-            payload = http_request(request.scope, body, content_type.lower(), explain=False)
-        else:
-            payload = parse_payload(body, content_type)
+        content_type = request.headers.get("content-type", "").lower()
+        payload = native_request(served, request.scope, body, content_type, explain=False)
         answer = await app.dataplane.infer(served, payload)
         status, content_type, body, extra = await app.dataplane.whole(served, answer)
         return Response(body, status, headers=dict(extra), media_type=content_type)

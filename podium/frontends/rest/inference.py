@@ -4,9 +4,10 @@
     POST|PUT /explanations/{model}[/{version}]   a TorchServe handler's explain_handle
     POST /predict                                the default model (or ?model=NAME)
 
-A model served by a TorchServe handler gets the whole HTTP request (body, content type,
-headers, query string: ``HttpRequest``), decoded in its worker the way TorchServe does;
-any other model gets the payload: parsed JSON, or the raw bytes.
+The version's codec reads the body: a model served by a TorchServe handler gets the whole
+HTTP request (``podium.protocols.torchserve``), decoded in its worker the way TorchServe
+does; any other model gets the payload (``podium.protocols.native``): parsed JSON, or the
+raw bytes.
 
 They skip FastAPI's routing and validation on purpose: that alone costs more than the rest
 of the request path (see the design page). FastAPI still documents them.
@@ -22,7 +23,8 @@ from urllib.parse import parse_qs
 import orjson
 
 from podium.backends.pending import Stream
-from podium.core.dataplane import DataPlane, parse_payload
+from podium.core.dataplane import DataPlane
+from podium.core.registry import ModelVersion
 from podium.errors import (
     ClientDisconnected,
     InvalidRequest,
@@ -31,7 +33,8 @@ from podium.errors import (
     PodiumError,
 )
 from podium.frontends.rest.types import Receive, Scope, Send
-from podium.types import Answer, HttpRequest
+from podium.protocols import TORCHSERVE, native, torchserve
+from podium.types import Answer, InferenceRequest
 
 log = logging.getLogger("podium.server")
 
@@ -58,16 +61,9 @@ class InferenceEndpoint:
             model, version, explain = self._route(scope)
             served = self.dataplane.resolve(model, version)
             self.dataplane.admit(served)
-            body, content_type = await self._read_body(scope, receive)
-            if served.torchserve:
-                payload: Any = http_request(scope, body, content_type, explain)
-            elif explain:
-                raise ModelNotFound(
-                    f"{model} is not served by a TorchServe handler: no explanations"
-                )
-            else:
-                payload = parse_payload(body, content_type)
-            response = await self.dataplane.infer(served, payload, until_gone=receive)
+            body, content_type = await read_body(scope, receive, self.max_body_bytes)
+            request = native_request(served, scope, body, content_type, explain)
+            response = await self.dataplane.infer(served, request, until_gone=receive)
         except ClientDisconnected:
             return
         except PodiumError as error:
@@ -82,33 +78,35 @@ class InferenceEndpoint:
         query = scope["query_string"].decode("latin-1")
         return route_of(scope["path"], query, self.dataplane.registry.default_model)
 
-    async def _read_body(self, scope: Scope, receive: Receive) -> tuple[bytes, str]:
-        content_type = ""
-        limit = self.max_body_bytes
-        for name, value in scope["headers"]:
-            if name == b"content-type":
-                content_type = value.decode("latin-1").lower()
-            elif name == b"content-length":
-                try:
-                    length = int(value)
-                except ValueError:
-                    raise InvalidRequest("Content-Length is not a number") from None
-                if length > limit:
-                    raise PayloadTooLarge(f"Body of {length} bytes is over the {limit} limit")
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                raise ClientDisconnected()
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > limit:
-                raise PayloadTooLarge(f"Body is over the {limit} byte limit")
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
-        return b"".join(chunks) if len(chunks) != 1 else chunks[0], content_type
+
+async def read_body(scope: Scope, receive: Receive, limit: int) -> tuple[bytes, str]:
+    """A request's whole body (``PayloadTooLarge`` past ``limit`` bytes, announced or
+    sent) and its content type, lower case."""
+    content_type = ""
+    for name, value in scope["headers"]:
+        if name == b"content-type":
+            content_type = value.decode("latin-1").lower()
+        elif name == b"content-length":
+            try:
+                length = int(value)
+            except ValueError:
+                raise InvalidRequest("Content-Length is not a number") from None
+            if length > limit:
+                raise PayloadTooLarge(f"Body of {length} bytes is over the {limit} limit")
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnected()
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"Body is over the {limit} byte limit")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks) if len(chunks) != 1 else chunks[0], content_type
 
 
 def route_of(
@@ -128,12 +126,17 @@ def route_of(
     return parts[0], parts[1] if len(parts) == 2 else None, explain
 
 
-def http_request(scope: Scope, body: bytes, content_type: str, explain: bool) -> HttpRequest:
-    """What a TorchServe handler sees of a request (its headers keep the client's case)."""
-    headers = tuple((k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"])
+def native_request(
+    served: ModelVersion, scope: Scope, body: bytes, content_type: str, explain: bool
+) -> InferenceRequest:
+    """A ``/predictions`` request in the version's codec: TorchServe's view of HTTP, or the
+    native payload (which has no explanations)."""
+    if served.codec == TORCHSERVE:
+        query = scope["query_string"].decode("latin-1")
+        return torchserve.request(body, content_type, scope["headers"], query, explain)
     if explain:
-        headers += (("explain", "True"),)
-    return body, content_type, headers, scope["query_string"].decode("latin-1")
+        raise ModelNotFound(f"{served.name} is not served by a TorchServe handler: no explanations")
+    return native.request(body, content_type)
 
 
 async def send_response(send: Send, response: Answer) -> None:

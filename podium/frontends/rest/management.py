@@ -34,7 +34,7 @@ from podium.errors import Forbidden, InvalidRequest, Unauthorized
 from podium.frontends.rest.errors import json_errors
 from podium.frontends.rest.token_file import write_secret
 from podium.frontends.rest.types import ASGIApp, Receive, Scope, Send
-from podium.types import HttpRequest
+from podium.protocols import TORCHSERVE, torchserve
 
 PAGE_LIMIT = 100
 log = logging.getLogger("podium.management")
@@ -216,15 +216,14 @@ async def scale(
     if maximum is not None and maximum < minimum:
         raise InvalidRequest(f"max_worker {maximum} is below min_worker {minimum}")
     maximum = maximum or minimum
-    served.min_workers = minimum
-    work = served.pool.scale(minimum, maximum)
+    work = served.backend.scale(minimum, maximum)
     bounds = f"{served.name}/{served.version} to {minimum}..{maximum} workers"
     if not synchronous:
         background(work)
         return JSONResponse({"status": f"Scaling {bounds}"}, 202)
     await work
     if served.failed is not None:
-        raise served.batcher.failure(served.failed)
+        raise served.backend.failure(served.failed)
     return JSONResponse({"status": f"Scaled {bounds}"})
 
 
@@ -250,8 +249,8 @@ async def describe_with(
     """``describe``, plus (``customized=true``, a TorchServe handler) what the handler's
     ``describe_handle`` answers, as TorchServe's describe API does."""
     described = describe(registry, served)
-    if customized and served.torchserve:
-        request: HttpRequest = (b"", "", (("describe", "True"),), "")
+    if customized and served.codec == TORCHSERVE:
+        request = torchserve.describe_request()
         dataplane = DataPlane(registry)
         answer = await dataplane.whole(served, await dataplane.infer(served, request))
         status, _, body, _ = answer
@@ -266,6 +265,7 @@ async def describe_with(
 
 def describe(registry: Registry, served: ModelVersion) -> dict[str, Any]:
     manifest = served.manifest
+    status = served.backend.status()
     return {
         "modelName": served.name,
         "modelVersion": served.version,
@@ -273,22 +273,22 @@ def describe(registry: Registry, served: ModelVersion) -> dict[str, Any]:
         "ready": served.ready,
         "status": served.status,
         "error": served.failed,
-        "restarts": served.pool.restarts,
-        "batchSize": served.batcher.batch_size,
+        "restarts": status.restarts,
+        "batchSize": status.batch_size,
         "maxBatchDelay": manifest.max_batch_delay,
-        "batching": served.batcher.policy,
-        "minWorkers": served.pool.minimum,
-        "maxWorkers": served.pool.maximum,
-        "responseTimeout": served.batcher.request_timeout,
-        "queueDepth": len(served.batcher.queue),
+        "batching": status.batching,
+        "minWorkers": status.minimum,
+        "maxWorkers": status.maximum,
+        "responseTimeout": served.backend.request_timeout,
+        "queueDepth": status.queue_depth,
         "workers": [
             {
                 "id": worker.worker_id,
                 "pid": worker.pid,
-                "state": worker.state.value,
+                "state": worker.state,
                 "memoryUsage": resident_bytes(worker.pid),
             }
-            for worker in served.pool.workers
+            for worker in status.workers
         ],
     }
 
