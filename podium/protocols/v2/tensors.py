@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import math
 import struct
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -82,6 +82,81 @@ def check_shape(name: str, shape: Any) -> tuple[int, ...]:
 def element_count(shape: tuple[int, ...]) -> int:
     """How many elements a checked shape holds (1 for a scalar's empty shape)."""
     return math.prod(shape)
+
+
+_FLOATS = frozenset({int, float})
+_ALLOWED_TYPES: dict[str, frozenset[type]] = {
+    "BOOL": frozenset({bool}),
+    "BYTES": frozenset({str, bytes}),
+    **{datatype: frozenset({int}) for datatype in DATATYPES if "INT" in datatype},
+    **{datatype: _FLOATS for datatype in ("FP16", "FP32", "FP64")},
+}
+"""The Python types each datatype's values may have: JSON ``true``/``false`` only for BOOL,
+integers (never floats, never booleans) for the integer types, either for floats."""
+
+
+def from_list(
+    values: Sequence[Any], name: str, datatype: str, shape: tuple[int, ...]
+) -> np.ndarray[Any, Any]:
+    """Flat Python values (JSON data, gRPC typed contents) → an array of ``shape``, refused
+    (``InvalidRequest``) unless there are exactly as many as the shape holds and each fits
+    the datatype: its type (``_ALLOWED_TYPES``) and its range (200 is no INT8, 1e300 no FP32).
+
+    BYTES values are ``str`` (UTF-8 encoded here) or ``bytes``."""
+    dims = check_shape(name, shape)
+    count = element_count(dims)
+    allowed = _ALLOWED_TYPES.get(datatype)
+    if allowed is None:
+        raise InvalidRequest(f'input "{name}": unknown datatype {datatype!r}')
+    if len(values) != count:
+        raise InvalidRequest(
+            f'input "{name}": {len(values)} values, expected {count} for shape {list(dims)}'
+        )
+    if not set(map(type, values)) <= allowed:
+        wrong = next(value for value in values if type(value) not in allowed)
+        raise InvalidRequest(f'input "{name}": {datatype} data holds {_described(wrong)}')
+    if datatype == "BYTES":
+        return _encoded(values, name).reshape(dims)
+    dtype = DATATYPES[datatype]
+    if allowed is not _FLOATS and datatype != "BOOL" and values:
+        info = np.iinfo(dtype)
+        low, high = min(values), max(values)
+        if low < info.min or high > info.max:
+            wrong = low if low < info.min else high
+            raise InvalidRequest(f'input "{name}": {wrong} is out of range for {datatype}')
+    try:
+        if datatype in ("FP16", "FP32"):
+            with np.errstate(over="raise"):  # 1e300 would silently become inf
+                array = np.asarray(values, dtype)
+        else:
+            array = np.asarray(values, dtype)
+    except (OverflowError, FloatingPointError):
+        raise InvalidRequest(f'input "{name}": a value is out of range for {datatype}') from None
+    return array.reshape(dims)
+
+
+def _encoded(values: Sequence[Any], name: str) -> np.ndarray[Any, Any]:
+    elements = np.empty(len(values), dtype=np.object_)
+    try:
+        elements[:] = [value.encode() if type(value) is str else value for value in values]
+    except UnicodeEncodeError:
+        raise InvalidRequest(f'input "{name}": a string is not valid Unicode') from None
+    return elements
+
+
+def _described(value: Any) -> str:
+    """A value as the client wrote it in JSON, for error messages."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f"the string {value[:40]!r}"
+    if isinstance(value, int | float):
+        return f"the number {value!r}"
+    kinds: dict[type, str] = {dict: "an object", list: "a list"}
+    kind = kinds.get(type(value))
+    return kind or f"a {type(value).__name__}"
 
 
 def from_raw(
