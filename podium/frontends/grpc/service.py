@@ -20,7 +20,8 @@ from google.protobuf.message import DecodeError, Message
 from podium.core.dataplane import DataPlane
 from podium.errors import InvalidRequest, PodiumError, Unauthorized
 from podium.protocols import V2_GRPC
-from podium.protocols.v2.grpc import GRPC, SERVER_EXTENSIONS, decode_request
+from podium.protocols.v2.grpc import GRPC, decode_request
+from podium.protocols.v2.metadata import server_metadata
 from podium.protocols.v2.proto.grpc_service_pb2 import (
     ModelInferRequest,
     ModelMetadataRequest,
@@ -32,9 +33,6 @@ from podium.protocols.v2.proto.grpc_service_pb2 import (
     ServerReadyResponse,
 )
 from podium.types import InferenceRequest
-from podium.version import __version__
-
-SERVER_NAME = "podium"
 
 CODES: dict[int, grpc.StatusCode] = {
     400: grpc.StatusCode.INVALID_ARGUMENT,
@@ -127,17 +125,14 @@ class InferenceService:
             self._authorize(context)
         except PodiumError as error:
             await abort(context, error)
-        return serialize(
-            ServerMetadataResponse(
-                name=SERVER_NAME, version=__version__, extensions=SERVER_EXTENSIONS
-            )
-        )
+        return serialize(ServerMetadataResponse(**server_metadata()))
 
     async def model_metadata(self, data: bytes, context: Any) -> bytes:
         try:
             self._authorize(context)
             request = parse(ModelMetadataRequest, data)
-            metadata = self.dataplane.resolve(request.name, request.version or None).v2_metadata()
+            served = self.dataplane.resolve(request.name, request.version or None)
+            metadata = served.v2_metadata(sorted(self.dataplane.registry.models.get(served.name, {})))
         except PodiumError as error:
             await abort(context, error)
         response = ModelMetadataResponse(

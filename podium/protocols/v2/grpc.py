@@ -37,12 +37,6 @@ TAG = "v2-grpc"
 JSON = "application/json"
 GRPC = "application/grpc"
 
-SERVER_EXTENSIONS = ("binary_tensor_data",)
-"""The protocol extensions ``ServerMetadata`` names."""
-
-MAX_DIMENSIONS = 32
-"""Most dimensions a tensor may have: numpy 1.x refuses more (numpy 2, 64)."""
-
 TYPED_FIELDS: dict[str, str] = {
     "BOOL": "bool_contents",
     "INT8": "int_contents",
@@ -57,13 +51,10 @@ TYPED_FIELDS: dict[str, str] = {
     "FP64": "fp64_contents",
     "BYTES": "bytes_contents",
 }
-"""The ``InferTensorContents`` list that carries each datatype; FP16 has none (raw only)."""
+"""The ``InferTensorContents`` list that carries each datatype; FP16 has none (raw only).
+Lists wider than their datatype (``int_contents`` for INT8) are range-checked, not wrapped."""
 
 CONTENT_FIELDS = tuple(field.name for field in InferTensorContents.DESCRIPTOR.fields)
-
-NARROW_INTEGERS = frozenset({"INT8", "INT16", "UINT8", "UINT16"})
-"""Datatypes whose typed list is wider than they are: values out of range are refused
-rather than wrapped around."""
 
 
 def decode_request(message: ModelInferRequest, max_bytes: int) -> V2Request:
@@ -87,17 +78,17 @@ def decode_request(message: ModelInferRequest, max_bytes: int) -> V2Request:
         name = _unique_name(tensor.name, names, "input")
         datatype = tensor.datatype
         if datatype not in DATATYPES:
-            raise InvalidRequest(f"Input {name!r} has an unknown datatype {datatype!r}")
-        shape, count = _shape(name, tensor.shape, max_bytes)
+            raise InvalidRequest(f'input "{name}": unknown datatype {datatype!r}')
+        shape = _shape(name, tensor.shape, max_bytes)
         if raw:
             if _has_typed_values(tensor.contents):
                 raise InvalidRequest(
-                    f"Input {name!r} has contents, but the request sends raw_input_contents: "
-                    "give one or the other"
+                    f'input "{name}": has contents, but the request sends raw_input_contents '
+                    "(one or the other)"
                 )
             data = tensors.from_raw(raw[index], name, datatype, shape)
         else:
-            data = _typed_values(name, datatype, shape, count, tensor.contents)
+            data = _typed_values(name, datatype, shape, tensor.contents)
         inputs.append(Tensor(name, datatype, shape, data, _parameters(tensor.parameters)))
     return V2Request(
         id=message.id or None,
@@ -111,28 +102,19 @@ def _unique_name(name: str, seen: set[str], what: str) -> str:
     if not name:
         raise InvalidRequest(f"An {what} has no name")
     if name in seen:
-        raise InvalidRequest(f"Two {what}s are named {name!r}")
+        raise InvalidRequest(f'Two {what}s are named "{name}"')
     seen.add(name)
     return name
 
 
-def _shape(name: str, dimensions: Sequence[int], max_bytes: int) -> tuple[tuple[int, ...], int]:
-    """The shape and its element count, refused when negative or larger than can be sent."""
-    shape = tuple(dimensions)
-    if len(shape) > MAX_DIMENSIONS:
+def _shape(name: str, dimensions: Sequence[int], max_bytes: int) -> tuple[int, ...]:
+    shape = tensors.check_shape(name, dimensions)
+    if math.prod(size for size in shape if size) > max_bytes:
         raise InvalidRequest(
-            f"Input {name!r} has {len(shape)} dimensions; at most {MAX_DIMENSIONS} are allowed"
+            f'input "{name}": shape {list(shape)} has more elements than a request of at '
+            f"most {max_bytes} bytes can carry"
         )
-    if any(size < 0 for size in shape):
-        raise InvalidRequest(f"Input {name!r} has a negative dimension in its shape {list(shape)}")
-    # Each dimension is bounded too: [0, 2**62] holds no element, yet no array of it is sane.
-    count = math.prod(shape)
-    if count > max_bytes or any(size > max_bytes for size in shape):
-        raise InvalidRequest(
-            f"Input {name!r} has shape {list(shape)}, more elements than a request of at most "
-            f"{max_bytes} bytes can carry"
-        )
-    return shape, count
+    return shape
 
 
 def _has_typed_values(contents: InferTensorContents) -> bool:
@@ -140,40 +122,19 @@ def _has_typed_values(contents: InferTensorContents) -> bool:
 
 
 def _typed_values(
-    name: str, datatype: str, shape: tuple[int, ...], count: int, contents: InferTensorContents
+    name: str, datatype: str, shape: tuple[int, ...], contents: InferTensorContents
 ) -> np.ndarray[Any, Any]:
     """An input's typed list as an array of its shape: the list must be the one its datatype
-    takes, and hold exactly the shape's element count."""
+    takes, hold exactly the shape's element count, and fit the datatype's range."""
     field = TYPED_FIELDS.get(datatype)
     for other in CONTENT_FIELDS:
         if other != field and len(getattr(contents, other)):
             expected = field or "raw_input_contents only"
-            raise InvalidRequest(
-                f"Input {name!r} of datatype {datatype} has {other}; it takes {expected}"
-            )
-    values: Sequence[Any] = getattr(contents, field) if field else ()
-    if len(values) != count:
-        raise InvalidRequest(
-            f"Input {name!r} has {len(values)} values in {field or 'its contents'}, but its "
-            f"shape {list(shape)} holds {count}"
-            + ("" if field else f" (send {datatype} as raw_input_contents)")
-        )
-    dtype = DATATYPES[datatype]
-    if datatype == "BYTES":
-        data = np.empty(count, dtype=dtype)
-        data[:] = list(values)
-    elif datatype in NARROW_INTEGERS:
-        wide = np.fromiter(values, dtype=np.int64, count=count)
-        limits = np.iinfo(dtype)
-        if count and (int(wide.min()) < limits.min or int(wide.max()) > limits.max):
-            raise InvalidRequest(
-                f"Input {name!r} has values outside the range of {datatype} "
-                f"({limits.min} to {limits.max})"
-            )
-        data = wide.astype(dtype)
-    else:
-        data = np.fromiter(values, dtype=dtype, count=count)
-    return data.reshape(shape)
+            raise InvalidRequest(f'input "{name}": {datatype} data in {other}; it takes {expected}')
+    if field is None and tensors.element_count(shape):
+        raise InvalidRequest(f'input "{name}": {datatype} data travels only in raw_input_contents')
+    values = list(getattr(contents, field)) if field else []
+    return tensors.from_list(values, name, datatype, shape)
 
 
 def _requested_outputs(message: ModelInferRequest) -> tuple[RequestedOutput, ...]:
