@@ -196,6 +196,7 @@ ERRORS_BY_CODE: dict[str, type[PodiumError]] = {
         Unauthorized,
         Forbidden,
         ModelNotFound,
+        MethodNotAllowed,
         Conflict,
         PayloadTooLarge,
         MisdirectedRequest,
@@ -219,3 +220,22 @@ ERRORS_BY_CODE: dict[str, type[PodiumError]] = {
 def from_code(code: str, message: str) -> PodiumError:
     """Rebuild an error that crossed a process boundary as its class name and message."""
     return ERRORS_BY_CODE.get(code, HandlerError)(message)
+
+
+ERRORS_BY_STATUS: dict[int, type[PodiumError]] = {
+    400: InvalidRequest,
+    401: Unauthorized,
+    403: Forbidden,
+    404: ModelNotFound,
+    405: MethodNotAllowed,
+    409: Conflict,
+    413: PayloadTooLarge,
+    421: MisdirectedRequest,
+    503: ServiceUnavailable,
+    504: RequestTimeout,
+}
+
+
+def from_status(status: int, message: str) -> PodiumError:
+    """An error told only by its status and message (a V2 ``{"error": ...}`` answer)."""
+    return ERRORS_BY_STATUS.get(status, HandlerError)(message)

@@ -86,6 +86,16 @@ class NsmcHandler(podium.Handler):
             )
         self._shapes: list[int | None] = []
 
+    def signature(self) -> dict[str, Any]:
+        """Reviews in; a label and its probability out, per review (V2 model metadata)."""
+        return {
+            "inputs": {"text": {"dtype": "string", "shape": [None]}},
+            "outputs": {
+                "label": {"dtype": "string", "shape": [None]},
+                "confidence": {"dtype": "float64", "shape": [None]},
+            },
+        }
+
     def preprocess(self, requests: list[Any]) -> list[str]:
         """Flatten the batch into one list of cleaned reviews, remembering each shape."""
         texts: list[str] = []

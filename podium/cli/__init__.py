@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import click
 
-from podium import __version__
 from podium.cli.archive import archive, inspect
 from podium.cli.demo import demo
 from podium.cli.manage import models, register, scale, set_default, unregister
 from podium.cli.predict import predict
 from podium.cli.serve import build_settings, serve
+from podium.version import __version__
 
 __all__ = ["build_settings", "main"]
 

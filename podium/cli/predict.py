@@ -19,7 +19,13 @@ from podium.errors import PodiumError
 @click.option("--version", "version", help="Model version (default: the model's default).")
 @click.option("--url", default="http://127.0.0.1:8080", show_default=True, envvar="PODIUM_URL")
 @click.option("--stream", is_flag=True, help="Print the answer's parts as they arrive, as is.")
-def predict(model: str, data: str, version: str | None, url: str, stream: bool) -> None:
+@click.option(
+    "--v2",
+    is_flag=True,
+    help='Speak KServe V2: --data maps input names to arrays or texts ({"x": [[0.5, 1]]}); '
+    "prints the output tensors by name.",
+)
+def predict(model: str, data: str, version: str | None, url: str, stream: bool, v2: bool) -> None:
     """Send one request to a running server and print the answer."""
     from podium.client import Client
 
@@ -33,9 +39,17 @@ def predict(model: str, data: str, version: str | None, url: str, stream: bool) 
                 "not valid JSON (use @FILE for raw bytes)", param_hint="--data"
             ) from None
         payload = raw
+    if v2 and (stream or not isinstance(payload, dict) or not payload):
+        raise click.BadParameter(
+            "with --v2, a JSON object of input names to values (and no --stream)",
+            param_hint="--data",
+        )
     try:
         with Client(url) as client:
-            if stream:
+            if v2:
+                tensors = client.infer(model, payload, version=version)
+                answer = {name: array.tolist() for name, array in tensors.items()}
+            elif stream:
                 for part in client.stream(model, payload, version=version):
                     sys.stdout.buffer.write(part)
                     sys.stdout.flush()
@@ -46,6 +60,8 @@ def predict(model: str, data: str, version: str | None, url: str, stream: bool) 
         sys.exit(1)
     except OSError as error:
         raise click.ClickException(f"cannot reach {url}: {error}") from None
+    except ValueError as error:  # --v2 inputs that are no tensor
+        raise click.BadParameter(str(error), param_hint="--data") from None
     sys.stdout.buffer.write(
         answer if isinstance(answer, bytes) else orjson.dumps(answer, option=orjson.OPT_INDENT_2)
     )

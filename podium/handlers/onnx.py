@@ -21,7 +21,8 @@ import numpy as np
 
 from podium.errors import InvalidInput
 from podium.handler import Context
-from podium.handlers.tensors import TensorHandler, TensorSpec
+from podium.handlers.specs import TensorSpec
+from podium.handlers.tensors import TensorHandler
 
 ONNX_TYPES = {
     "tensor(float)": "float32",
@@ -89,6 +90,9 @@ class OnnxHandler(TensorHandler):
             [(spec.name, spec.dtype, spec.shape) for spec in self.inputs],
             self.session.get_providers(),
         )
+
+    def output_specs(self) -> list[TensorSpec]:
+        return [input_spec(node) for node in self.session.get_outputs()]
 
     def _providers(self, ort: Any) -> list[str]:
         explicit = self.options.get("providers")

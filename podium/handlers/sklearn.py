@@ -43,6 +43,8 @@ def load_estimator(path: Path) -> Any:
 
 def split_instances(request: Any) -> tuple[list[Any], bool]:
     """One request → (instances, whether the request was a single instance)."""
+    if isinstance(request, np.ndarray):  # a V2 tensor
+        request = request.tolist()
     if isinstance(request, dict):
         for key in INPUT_KEYS:
             if key in request:
@@ -79,6 +81,25 @@ class SklearnHandler(Handler):
         classes = list(getattr(self.estimator, "classes_", []))
         self.labels = list(context.manifest.labels or classes)
         self._shapes: list[tuple[int, bool]] = []
+
+    def signature(self) -> dict[str, Any]:
+        """Numbers in (``n_features_in_`` of them) or, for a text pipeline, strings; the
+        label, confidence and probabilities out (``prediction`` without ``predict_proba``)."""
+        features = getattr(self.estimator, "n_features_in_", None)
+        inputs = (
+            {"dtype": "float64", "shape": [None, int(features)]}
+            if features is not None
+            else {"dtype": "string", "shape": [None]}
+        )
+        if not hasattr(self.estimator, "predict_proba"):
+            outputs: dict[str, Any] = {"prediction": {"shape": [None]}}
+        else:
+            outputs = {
+                "label": {"dtype": "string", "shape": [None]},
+                "confidence": {"dtype": "float64", "shape": [None]},
+                "probabilities": {"dtype": "float64", "shape": [None, len(self.labels)]},
+            }
+        return {"inputs": {"input": inputs}, "outputs": outputs}
 
     def preprocess(self, requests: list[Any]) -> list[Any]:
         instances: list[Any] = []

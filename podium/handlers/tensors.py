@@ -28,7 +28,6 @@ Handler options (the manifest's ``options``) read here:
 from __future__ import annotations
 
 import io
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,120 +36,15 @@ import numpy as np
 from podium.errors import InvalidInput
 from podium.handler import Context, Handler
 from podium.handlers import regroup
+from podium.handlers.images import ImageOptions, decode_image
+from podium.handlers.specs import (
+    TensorSpec,
+    convert_dtype,
+    format_shape,
+)
 
 MAX_ELEMENTS = 10_000_000
 INPUT_KEYS = ("inputs", "instances", "data")
-NUMBER_DTYPES = (
-    "float16",
-    "float32",
-    "float64",
-    "int8",
-    "int16",
-    "int32",
-    "int64",
-    "uint8",
-    "uint16",
-    "uint32",
-    "uint64",
-    "bool",
-)
-DTYPES = (*NUMBER_DTYPES, "string")
-Dims = tuple[int | None, ...]
-
-
-@dataclass(frozen=True)
-class TensorSpec:
-    """One model input: its name, dtype (a NumPy dtype name or ``string``) and shape.
-
-    ``shape`` includes the batch axis; ``None`` in it is a dynamic dimension, and a
-    ``shape`` of ``None`` means the rank is unknown (the request is then a batch).
-    """
-
-    name: str
-    dtype: str = "float32"
-    shape: Dims | None = None
-
-    @property
-    def rank(self) -> int | None:
-        """Dimensions of one instance (the shape without its batch axis)."""
-        return None if self.shape is None else len(self.shape) - 1
-
-
-def format_shape(dims: Sequence[int | None]) -> str:
-    """``(None, 64)`` → ``"(*, 64)"``; a one-dimensional shape keeps no trailing comma."""
-    return "(" + ", ".join("*" if d is None else str(d) for d in dims) + ")"
-
-
-def read_signature(signature: Mapping[str, Any] | None, key: str) -> list[TensorSpec] | None:
-    """The specs under ``signature[key]`` (``inputs`` or ``outputs``), if the manifest has any.
-
-    Format: ``{"inputs": {"x": {"dtype": "float32", "shape": [null, 64]}}}``.
-    """
-    if not signature or key not in signature:
-        return None
-    entries = signature[key]
-    if not isinstance(entries, Mapping) or not entries:
-        raise ValueError(f'signature "{key}" must map tensor names to {{"dtype", "shape"}}')
-    specs: list[TensorSpec] = []
-    for name, entry in entries.items():
-        entry = entry or {}
-        dtype = str(entry.get("dtype", "float32"))
-        if dtype not in DTYPES:
-            raise ValueError(f'signature: {key} "{name}" has unsupported dtype {dtype!r}')
-        shape = entry.get("shape")
-        dims = None if shape is None else tuple(_dim(d) for d in shape)
-        if dims is not None and not dims:
-            raise ValueError(f'signature: {key} "{name}" needs a batch axis in its shape')
-        specs.append(TensorSpec(str(name), dtype, dims))
-    return specs
-
-
-def _dim(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
-
-
-@dataclass(frozen=True)
-class ImageOptions:
-    """How a binary image body becomes one instance."""
-
-    width: int
-    height: int
-    mode: str = "RGB"
-    scale: float = 1.0
-    mean: tuple[float, ...] = ()
-    std: tuple[float, ...] = ()
-    layout: str = "hwc"
-
-    @classmethod
-    def parse(cls, options: Mapping[str, Any]) -> ImageOptions:
-        try:
-            width, height = int(options["width"]), int(options["height"])
-        except (KeyError, TypeError, ValueError):
-            raise ValueError('the "image" option needs integer "width" and "height"') from None
-        layout = str(options.get("layout", "hwc")).lower()
-        if layout not in ("hwc", "chw") or width < 1 or height < 1:
-            raise ValueError('"image": layout must be "hwc" or "chw", sizes positive')
-        return cls(
-            width=width,
-            height=height,
-            mode=str(options.get("mode", "RGB")),
-            scale=float(options.get("scale", 1.0)),
-            mean=_floats(options.get("mean")),
-            std=_floats(options.get("std")),
-            layout=layout,
-        )
-
-    @property
-    def channels(self) -> int:
-        return {"1": 1, "L": 1, "I": 1, "F": 1, "LA": 2, "RGB": 3, "YCbCr": 3}.get(self.mode, 4)
-
-
-def _floats(value: Any) -> tuple[float, ...]:
-    if value is None:
-        return ()
-    if isinstance(value, int | float):
-        return (float(value),)
-    return tuple(float(v) for v in value)
 
 
 @dataclass
@@ -195,6 +89,28 @@ class TensorHandler(Handler):
     def run(self, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Run the model once on arrays with a batch axis; outputs by name."""
         raise NotImplementedError
+
+    def output_specs(self) -> list[TensorSpec] | None:
+        """The model's outputs, where the subclass knows them."""
+        return None
+
+    def signature(self) -> dict[str, Any]:
+        """Inputs as the model takes them; outputs as answered: ``label``, ``confidence``
+        and ``probabilities`` with labels, else the model's own outputs."""
+        outputs = self.output_specs() or []
+        if self.labels:
+            outputs = [
+                TensorSpec("label", "string", (None,)),
+                TensorSpec("confidence", "float64", (None,)),
+                TensorSpec("probabilities", "float64", (None, len(self.labels))),
+            ]
+        return {
+            key: {
+                spec.name: {"dtype": spec.dtype, "shape": spec.shape and list(spec.shape)}
+                for spec in specs
+            }
+            for key, specs in (("inputs", self.inputs), ("outputs", outputs))
+        }
 
     # --- the three stages ----------------------------------------------------------------
 
@@ -385,78 +301,6 @@ class TensorHandler(Handler):
         return [
             {"outputs": {key: rows[row] for key, rows in listed.items()}} for row in range(total)
         ]
-
-
-def convert_dtype(array: np.ndarray, dtype: str, where: str) -> np.ndarray:
-    """Cast to the model's input dtype, refusing strings for numbers and the reverse."""
-    kind = array.dtype.kind
-    if dtype == "string":
-        if kind not in "US":
-            raise InvalidInput(f"{where}: expected a string array, got {_kind_name(kind)}")
-        return array.astype(object)
-    if kind in "US":
-        raise InvalidInput(f"{where}: expected a number array, got string")
-    if kind not in "biuf":
-        raise InvalidInput(f"{where}: expected a number array, got {_kind_name(kind)}")
-    target = np.dtype(dtype)
-    if (
-        target.kind in "iu"
-        and kind == "f"
-        and not (np.all(np.isfinite(array)) and np.all(array == np.round(array)))
-    ):
-        raise InvalidInput(f"{where}: expected integers ({dtype}), got fractional numbers")
-    if target.kind in "iu" and kind in "iuf" and array.size:
-        info = np.iinfo(target)
-        if array.min() < info.min or array.max() > info.max:
-            raise InvalidInput(f"{where}: values out of range for {dtype}")
-    with np.errstate(all="ignore"):
-        converted = array.astype(target)
-    if not converted.flags.writeable:
-        converted = converted.copy()
-    return converted
-
-
-def _kind_name(kind: str) -> str:
-    return {"U": "string", "S": "string", "O": "mixed or nested values", "b": "booleans"}.get(
-        kind, "number"
-    )
-
-
-def decode_image(body: bytes, options: ImageOptions, max_elements: int) -> np.ndarray:
-    """PNG/JPEG/... bytes (or exactly height x width x channels raw bytes) → float32 pixels."""
-    from PIL import Image, UnidentifiedImageError
-
-    raw_size = options.width * options.height * options.channels
-    try:
-        with Image.open(io.BytesIO(body)) as image:
-            if image.width * image.height > max_elements:
-                raise InvalidInput(
-                    f"image is {image.width}x{image.height}, more than {max_elements} pixels"
-                )
-            converted = image.convert(options.mode)
-            if converted.size != (options.width, options.height):
-                converted = converted.resize(
-                    (options.width, options.height), Image.Resampling.BILINEAR
-                )
-            pixels = np.asarray(converted, dtype=np.float32)
-    except UnidentifiedImageError:
-        if len(body) != raw_size:
-            raise InvalidInput(
-                f"body is neither an image Pillow can read (PNG, JPEG, ...) nor {raw_size} "
-                f"raw pixel bytes ({options.height}x{options.width}x{options.channels}); "
-                f"got {len(body)} bytes"
-            ) from None
-        pixels = np.frombuffer(body, dtype=np.uint8).astype(np.float32)
-        shape = (options.height, options.width, options.channels)
-        pixels = pixels.reshape(shape if options.channels > 1 else shape[:2])
-    except (OSError, ValueError, Image.DecompressionBombError) as error:
-        raise InvalidInput(f"cannot decode the image: {error}") from None
-    result: np.ndarray = pixels * np.float32(options.scale)
-    if options.mean:
-        result = result - np.asarray(options.mean, dtype=np.float32)
-    if options.std:
-        result = result / np.asarray(options.std, dtype=np.float32)
-    return result.astype(np.float32)
 
 
 def softmax(scores: np.ndarray) -> np.ndarray:

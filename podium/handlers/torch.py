@@ -36,7 +36,8 @@ import numpy as np
 
 from podium.errors import InvalidInput
 from podium.handler import Context
-from podium.handlers.tensors import TensorHandler, TensorSpec, read_signature
+from podium.handlers.specs import TensorSpec, read_signature
+from podium.handlers.tensors import TensorHandler
 
 TORCHSCRIPT_SUFFIXES = (".pt", ".pth", ".torchscript", ".ptl", ".jit")
 STATE_DICT_SUFFIXES = (".pt", ".pth", ".bin")
@@ -67,6 +68,7 @@ class TorchHandler(TensorHandler):
     model: Any
     device: Any
     output_names: list[str] | None
+    outputs: list[TensorSpec] | None
 
     def initialize(self, context: Context) -> None:
         super().initialize(context)
@@ -80,6 +82,7 @@ class TorchHandler(TensorHandler):
         inputs = read_signature(signature, "inputs")
         outputs = read_signature(signature, "outputs")
         self.output_names = [spec.name for spec in outputs] if outputs else None
+        self.outputs = outputs
         form = model_format(context.model_file, self.options)
         if form == "export":
             program = torch.export.load(str(context.model_file))
@@ -107,6 +110,9 @@ class TorchHandler(TensorHandler):
             self.device,
             [(spec.name, spec.dtype, spec.shape) for spec in self.inputs],
         )
+
+    def output_specs(self) -> list[TensorSpec] | None:
+        return self.outputs
 
     def _device_name(self, torch: Any) -> str:
         explicit = self.options.get("device")

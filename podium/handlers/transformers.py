@@ -230,6 +230,24 @@ class TransformersHandler(Handler):
         id2label = getattr(config, "id2label", None) or {}
         return labels or [str(id2label.get(i, i)) for i in range(count)]
 
+    def signature(self) -> dict[str, Any]:
+        """Texts in; an embedding, or a label with its probabilities, out per text."""
+        text = {"text": {"dtype": "string", "shape": [None]}}
+        if self.settings.task == "feature-extraction":
+            width = int(getattr(self.model.config, "hidden_size", 0)) or None
+            return {
+                "inputs": text,
+                "outputs": {"embedding": {"dtype": "float32", "shape": [None, width]}},
+            }
+        return {
+            "inputs": text,
+            "outputs": {
+                "label": {"dtype": "string", "shape": [None]},
+                "confidence": {"dtype": "float64", "shape": [None]},
+                "probabilities": {"dtype": "float64", "shape": [None, len(self.labels)]},
+            },
+        }
+
     # ------------------------------------------------------------------ stages
 
     def preprocess(self, requests: list[Any]) -> list[str]:

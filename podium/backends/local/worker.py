@@ -62,15 +62,18 @@ class Runner:
         context.partial_sink = self.send_partial
 
     def signature(self) -> dict[str, Any] | None:
-        """The model's inputs and outputs: the manifest's, else what the handler says (a
-        handler that fails to say is logged, not fatal)."""
-        if self.context.manifest.signature:
-            return self.context.manifest.signature
+        """The model's inputs and outputs: what the handler says (it knows what it answers),
+        else the manifest's when it describes tensors. A handler that fails to say is
+        logged, not fatal."""
         try:
-            return self.handler.signature()
+            said = self.handler.signature()
         except Exception:
             log.exception("%s.signature() failed", type(self.handler).__name__)
-            return None
+            said = None
+        declared = self.context.manifest.signature
+        if said is None and declared and ("inputs" in declared or "outputs" in declared):
+            return declared
+        return said
 
     def metrics_update(self) -> wire.HandlerMetrics | None:
         """The handler's custom metrics, if it has new ones and none went out lately."""

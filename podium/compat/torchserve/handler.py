@@ -42,13 +42,13 @@ from urllib.parse import parse_qsl
 import orjson
 import yaml
 
-from podium import __version__
 from podium.compat.torchserve.context import Context as TorchServeContext
 from podium.compat.torchserve.context import Headers, Metrics, RequestProcessor
 from podium.errors import HandlerError, InvalidInput
 from podium.handler import Context, Handler
 from podium.handlers import import_file
 from podium.types import Response
+from podium.version import __version__
 
 SHIM = Path(__file__).with_name("shim")
 MAR_MANIFEST = "MAR-INF/MANIFEST.json"

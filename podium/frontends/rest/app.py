@@ -17,7 +17,6 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from podium import __version__
 from podium.core.dataplane import DataPlane
 from podium.core.registry import Registry
 from podium.errors import ServiceUnavailable, ShuttingDown
@@ -34,6 +33,7 @@ from podium.frontends.rest.types import ASGIApp, Receive, Scope, Send
 from podium.frontends.rest.v2 import V2Endpoint, is_v2
 from podium.observability.prometheus import exposition
 from podium.settings import Settings
+from podium.version import __version__
 
 log = logging.getLogger("podium.server")
 

@@ -26,7 +26,6 @@ import orjson
 from fastapi import FastAPI, Query
 from fastapi.responses import JSONResponse, Response
 
-from podium import __version__
 from podium.core.dataplane import DataPlane
 from podium.core.fetch import discard_on_failure, download
 from podium.core.registry import ModelVersion, Registry
@@ -35,6 +34,7 @@ from podium.frontends.rest.errors import json_errors
 from podium.frontends.rest.token_file import write_secret
 from podium.frontends.rest.types import ASGIApp, Receive, Scope, Send
 from podium.protocols import TORCHSERVE, torchserve
+from podium.version import __version__
 
 PAGE_LIMIT = 100
 log = logging.getLogger("podium.management")
