@@ -3,6 +3,7 @@ handler's answer → ModelInferResponse bytes, as the worker sends them."""
 
 from __future__ import annotations
 
+import math
 import struct
 from typing import Any
 
@@ -15,8 +16,8 @@ from hypothesis import strategies as st
 from podium.errors import InvalidRequest
 from podium.protocols import V2_GRPC, codec
 from podium.protocols.codec import Model
-from podium.protocols.v2 import V2Request
-from podium.protocols.v2.grpc import CODEC, decode_request
+from podium.protocols.v2 import DATATYPES, V2Request
+from podium.protocols.v2.grpc import CODEC, TYPED_FIELDS, decode_request
 from podium.protocols.v2.proto.grpc_service_pb2 import ModelInferRequest, ModelInferResponse
 
 LIMIT = 1024 * 1024
@@ -147,39 +148,88 @@ def test_malformed_requests_are_refused(case: str) -> None:
         decode_request(MALFORMED[case], LIMIT)
 
 
-def _contents(ints: list[int], floats: list[float], flags: list[bool], texts: list[bytes]) -> Any:
-    message = ModelInferRequest.InferInputTensor().contents
-    message.int_contents.extend(ints)
-    message.fp32_contents.extend(floats)
-    message.bool_contents.extend(flags)
-    message.bytes_contents.extend(texts)
+VALUES = {
+    "bool_contents": st.booleans(),
+    "int_contents": st.integers(-(2**31), 2**31 - 1),
+    "int64_contents": st.integers(-(2**63), 2**63 - 1),
+    "uint_contents": st.integers(0, 2**32 - 1),
+    "uint64_contents": st.integers(0, 2**64 - 1),
+    "fp32_contents": st.floats(width=32),
+    "fp64_contents": st.floats(),
+    # UTF-8 only: an answer mixing text and other bytes is refused for now (see
+    # test_echoed_text_and_binary_bytes below).
+    "bytes_contents": st.text(max_size=4).map(str.encode),
+}
+"""Any value each typed list can hold."""
+
+
+MISTAKES = ["none"] * 8 + ["inputs", "name", "datatype", "shape", "count", "list", "raw", "output"]
+"""What ``infer_requests`` gets wrong in one request: mostly nothing."""
+
+
+@st.composite
+def infer_requests(draw: st.DrawFn, model: str = "m") -> Any:
+    """ModelInferRequests near the valid ones, so that most reach the deep checks: inputs
+    of small shapes with their values typed or raw, and in about half of them one mistake
+    (``MISTAKES``) of any size."""
+    mistake = draw(st.sampled_from(MISTAKES))
+    message = ModelInferRequest(model_name=model, id=draw(st.text(max_size=4)))
+    raw = draw(st.booleans())
+    count_inputs = 0 if mistake == "inputs" else draw(st.integers(1, 3))
+    for index in range(count_inputs):
+        wrong = index == count_inputs - 1
+        datatype = draw(st.sampled_from([*TYPED_FIELDS, "FP16"]))
+        if wrong and mistake == "datatype":
+            datatype = draw(st.sampled_from(["BF16", "", "fp32", "STRING"]))
+        shape = draw(st.lists(st.integers(0, 3), max_size=3))
+        if wrong and mistake == "shape":
+            shape.append(draw(st.integers(-(2**63), -1) | st.integers(2**20, 2**63 - 1)))
+        name = f"in{index}"
+        if wrong and mistake == "name":
+            name = draw(st.sampled_from(["", "in0"]))
+        tensor = message.inputs.add(name=name, datatype=datatype, shape=shape)
+        fits = all(0 <= size <= 3 for size in shape)
+        count = math.prod(shape) if fits else 2
+        if wrong and mistake == "count":
+            count = max(0, count + draw(st.sampled_from([-1, 1, 5])))
+        if raw or datatype == "FP16":
+            message.raw_input_contents.append(draw(raw_contents(datatype, count)))
+            continue
+        field = TYPED_FIELDS.get(datatype, "fp32_contents")
+        if wrong and mistake == "list":
+            field = draw(st.sampled_from(sorted(set(VALUES) - {field})))
+        values = draw(st.lists(VALUES[field], min_size=count, max_size=count))
+        getattr(tensor.contents, field).extend(values)
+    if mistake == "raw":
+        if message.raw_input_contents and draw(st.booleans()):
+            del message.raw_input_contents[-1]
+        else:
+            message.raw_input_contents.append(draw(st.binary(max_size=8)))
+    names = [f"in{index}" for index in range(count_inputs)] + ["output0"]
+    outputs = draw(st.lists(st.sampled_from(names), max_size=2, unique=True))
+    if mistake == "output":
+        outputs.append(draw(st.sampled_from(["", "nowhere", *names])))
+    for name in outputs:
+        message.outputs.add(name=name)
     return message
 
 
-tensor_messages = st.builds(
-    ModelInferRequest.InferInputTensor,
-    name=st.sampled_from(["", "x", "y"]),
-    datatype=st.sampled_from(["FP32", "INT8", "UINT64", "BOOL", "BYTES", "FP16", "BF16", ""]),
-    shape=st.lists(st.integers(-(2**63), 2**63 - 1) | st.integers(0, 4), max_size=4),
-    contents=st.builds(
-        _contents,
-        st.lists(st.integers(-(2**31), 2**31 - 1), max_size=8),
-        st.lists(st.floats(width=32), max_size=8),
-        st.lists(st.booleans(), max_size=8),
-        st.lists(st.binary(max_size=8), max_size=4),
-    ),
-)
-messages = st.builds(
-    lambda inputs, raw: ModelInferRequest(model_name="m", inputs=inputs, raw_input_contents=raw),
-    st.lists(tensor_messages, max_size=3),
-    st.lists(st.binary(max_size=32), max_size=3),
-)
+def raw_contents(datatype: str, count: int) -> Any:
+    """Raw bytes for ``count`` elements of ``datatype`` (random bytes for an unknown one)."""
+    if datatype == "BYTES":
+        return st.lists(VALUES["bytes_contents"], min_size=count, max_size=count).map(
+            lambda items: b"".join(struct.pack("<I", len(item)) + item for item in items)
+        )
+    dtype = DATATYPES.get(datatype)
+    size = count * dtype.itemsize if dtype is not None else count
+    return st.binary(min_size=size, max_size=size)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(messages)
+@given(infer_requests())
 def test_any_message_is_a_request_or_refused(message: Any) -> None:
-    """Whatever a client sends, decoding either succeeds or says why (never crashes)."""
+    """Whatever a client sends, decoding succeeds or says why, and an identity handler's
+    answer to what decoded goes back as tensors (or a 400 for an output it lacks)."""
     try:
         decoded = decode_request(message, LIMIT)
     except InvalidRequest:
@@ -187,6 +237,22 @@ def test_any_message_is_a_request_or_refused(message: Any) -> None:
     assert isinstance(decoded, V2Request)
     for tensor in decoded.inputs:
         assert tensor.data.shape == tensor.shape
+    status, _, body, _ = CODEC.encode(CODEC.decode(decoded), decoded, MODEL)
+    assert status in (200, 400), body
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="tensors.tensor: numpy cannot make one array of str and bytes, so an answer "
+    "echoing BYTES that are partly UTF-8 (handler_input gives str and bytes) is a 500",
+)
+def test_echoed_text_and_binary_bytes() -> None:
+    entry = {"name": "t", "datatype": "BYTES", "shape": [2]}
+    decoded = decode_request(
+        request({**entry, "contents": {"bytes_contents": [b"a", b"\x80"]}}), LIMIT
+    )
+    status, _, body, _ = CODEC.encode(CODEC.decode(decoded), decoded, MODEL)
+    assert status == 200, body
 
 
 def parsed(body: bytes) -> Any:
