@@ -148,7 +148,9 @@ def test_malformed_requests_are_refused(case: str) -> None:
         decode_request(MALFORMED[case], LIMIT)
 
 
-VALUES = {
+TEXTS = st.text(max_size=4).map(str.encode)
+
+VALUES: dict[str, st.SearchStrategy[Any]] = {
     "bool_contents": st.booleans(),
     "int_contents": st.integers(-(2**31), 2**31 - 1),
     "int64_contents": st.integers(-(2**63), 2**63 - 1),
@@ -158,7 +160,7 @@ VALUES = {
     "fp64_contents": st.floats(),
     # UTF-8 only: an answer mixing text and other bytes is refused for now (see
     # test_echoed_text_and_binary_bytes below).
-    "bytes_contents": st.text(max_size=4).map(str.encode),
+    "bytes_contents": TEXTS,
 }
 """Any value each typed list can hold."""
 
@@ -214,10 +216,10 @@ def infer_requests(draw: st.DrawFn, model: str = "m") -> Any:
     return message
 
 
-def raw_contents(datatype: str, count: int) -> Any:
+def raw_contents(datatype: str, count: int) -> st.SearchStrategy[bytes]:
     """Raw bytes for ``count`` elements of ``datatype`` (random bytes for an unknown one)."""
     if datatype == "BYTES":
-        return st.lists(VALUES["bytes_contents"], min_size=count, max_size=count).map(
+        return st.lists(TEXTS, min_size=count, max_size=count).map(
             lambda items: b"".join(struct.pack("<I", len(item)) + item for item in items)
         )
     dtype = DATATYPES.get(datatype)
