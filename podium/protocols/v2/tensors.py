@@ -259,9 +259,13 @@ def handler_input(request: V2Request) -> Any:
 
 
 def tensor_value(tensor: Tensor) -> Any:
-    """One input as a handler sees it: its array, or for BYTES nested lists of text."""
+    """One input as a handler sees it: its array, or for BYTES nested lists of text.
+
+    Arrays read from binary data are read-only views of the body (still so after pickling
+    to a worker); a handler gets a writable copy, as it would over JSON."""
     if tensor.datatype != "BYTES":
-        return tensor.data
+        data = tensor.data
+        return data if data.flags.writeable else data.copy()
     texts = np.empty(tensor.data.size, dtype=np.object_)
     texts[:] = [_text(element) for element in tensor.data.ravel().tolist()]
     return texts.reshape(tensor.data.shape).tolist()
