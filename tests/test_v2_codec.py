@@ -411,7 +411,7 @@ X = {"name": "x", "datatype": "FP32", "shape": [2], "data": [1.0, 2.0]}
         ({"inputs": [{**X, "datatype": "INT8", "data": [1, 128]}]}, "128 is out of range"),
         ({"inputs": [{**X, "datatype": "UINT8", "data": [-1, 0]}]}, "-1 is out of range"),
         ({"inputs": [{**X, "datatype": "INT64", "data": [2**63, 0]}]}, "out of range"),
-        ({"inputs": [{**X, "datatype": "UINT64", "data": [2**64, 0]}]}, "out of range"),
+        ({"inputs": [{**X, "datatype": "UINT64", "data": [2**64, 0]}]}, "UINT64 data holds"),
         ({"inputs": [{**X, "datatype": "BOOL", "data": [1, 0]}]}, "BOOL data holds the number 1"),
         ({"inputs": [{**X, "datatype": "BYTES", "data": ["a", 1]}]}, "BYTES data holds"),
         ({"inputs": [{**X, "parameters": []}]}, '"parameters" must be an object'),

@@ -28,7 +28,7 @@ import orjson
 
 from podium.errors import HandlerError, InvalidRequest, PodiumError
 from podium.protocols.codec import Codec, Model
-from podium.protocols.native import parse_json
+from podium.protocols.native import MAX_JSON_DEPTH, check_depth
 from podium.protocols.v2 import DATATYPES, RequestedOutput, Tensor, V2Request
 from podium.protocols.v2.tensors import (
     answer_tensors,
@@ -61,7 +61,7 @@ def decode_request(body: bytes, header_length: int | None) -> V2Request:
 
     Raises ``InvalidRequest`` (400) with a message naming what is wrong."""
     header, binary = _split(body, header_length)
-    document = parse_json(header)
+    document = parse_header(header)
     if type(document) is not dict:
         raise InvalidRequest('the body must be a JSON object with "inputs"')
     request_id = document.get("id")
@@ -76,6 +76,23 @@ def decode_request(body: bytes, header_length: int | None) -> V2Request:
         parameters or None,
         binary_output or False,
     )
+
+
+def parse_header(header: bytes) -> Any:
+    """The JSON part of a body, refused (400) when malformed or nested too deep.
+
+    orjson reads every V2 number exactly (integers up to 64 bits; larger ones, which no
+    datatype holds, as floats that are then refused), so unlike ``native.parse_json`` this
+    never needs the standard library's slower parser: long runs of digits are common here,
+    in the fractions of small floats."""
+    try:
+        document = orjson.loads(header)
+    except orjson.JSONDecodeError as error:
+        raise InvalidRequest(f"Body is not valid JSON: {error}") from None
+    # Depth is at most the number of opening brackets: most bodies need no walk.
+    if header.count(b"[") + header.count(b"{") > MAX_JSON_DEPTH:
+        check_depth(document)
+    return document
 
 
 def _split(body: bytes, header_length: int | None) -> tuple[bytes, memoryview | None]:
@@ -158,19 +175,20 @@ def _json_data(
     data = entry["data"]
     if type(data) is not list:
         raise InvalidRequest(f'input "{name}": "data" must be a list')
-    return from_list(_flattened(data, name), name, datatype, shape)
+    flat, types = _flattened(data, name)
+    return from_list(flat, name, datatype, shape, types=types)
 
 
-def _flattened(data: list[Any], name: str) -> list[Any]:
-    """Nested data ([[1, 2], [3, 4]]) in row-major order; flat data as it is. The spec
-    allows both; levels that mix lists and values are refused."""
-    kinds = set(map(type, data))
-    while list in kinds:
-        if len(kinds) > 1:
+def _flattened(data: list[Any], name: str) -> tuple[list[Any], set[type]]:
+    """Nested data ([[1, 2], [3, 4]]) in row-major order, and the types of its values; flat
+    data as it is. The spec allows both; levels that mix lists and values are refused."""
+    types = set(map(type, data))
+    while list in types:
+        if len(types) > 1:
             raise InvalidRequest(f'input "{name}": "data" mixes lists and values at one level')
         data = list(itertools.chain.from_iterable(data))
-        kinds = set(map(type, data))
-    return data
+        types = set(map(type, data))
+    return data, types
 
 
 def _binary_part(
