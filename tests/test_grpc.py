@@ -312,8 +312,8 @@ def test_the_inference_token_guards_all_but_health(tmp_path: Path) -> None:
 
 
 def test_cancelled_calls_and_a_drain_answer_every_call(tmp_path: Path) -> None:
-    """Calls whose client gave up are dropped; at SIGTERM the call in flight is answered
-    before the server exits 0."""
+    """Calls whose client gave up are dropped before they reach the worker; at SIGTERM the
+    call in flight is answered before the server exits 0."""
     journal = tmp_path / "journal"
     pack_identity(tmp_path / "store", "slow", delay=1.0, journal=str(journal))
     running = start(tmp_path, tmp_path / "store", "--drain-timeout", "10")
@@ -336,6 +336,8 @@ def test_cancelled_calls_and_a_drain_answer_every_call(tmp_path: Path) -> None:
             assert running.http.process.wait(timeout=30) == 0
         [answer] = answers
         assert answer.as_numpy("output0").tolist() == row.tolist()
+        # The first late call ran; the two that waited behind it were dropped unrun.
+        assert journal.read_text().splitlines() == ["1", "1"]
     finally:
         running.http.stop()
 

@@ -9,6 +9,7 @@ serialized, untouched, and so that a request protobuf cannot parse is this modul
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, NoReturn, TypeVar
@@ -18,7 +19,7 @@ import orjson
 from google.protobuf.message import DecodeError, Message
 
 from podium.core.dataplane import DataPlane
-from podium.errors import InvalidRequest, PodiumError, Unauthorized
+from podium.errors import ClientDisconnected, InvalidRequest, PodiumError, Unauthorized
 from podium.protocols import V2_GRPC
 from podium.protocols.v2.grpc import GRPC, decode_request
 from podium.protocols.v2.metadata import server_metadata
@@ -132,7 +133,9 @@ class InferenceService:
             self._authorize(context)
             request = parse(ModelMetadataRequest, data)
             served = self.dataplane.resolve(request.name, request.version or None)
-            metadata = served.v2_metadata(sorted(self.dataplane.registry.models.get(served.name, {})))
+            metadata = served.v2_metadata(
+                sorted(self.dataplane.registry.models.get(served.name, {}))
+            )
         except PodiumError as error:
             await abort(context, error)
         response = ModelMetadataResponse(
@@ -146,14 +149,20 @@ class InferenceService:
 
     async def model_infer(self, data: bytes, context: Any) -> bytes:
         """One inference. A client that cancels (or whose deadline passes) cancels this
-        coroutine: its request, still waiting or in a batch, is then dropped unanswered."""
+        coroutine: its request, still queued or in a batch, is then dropped unanswered."""
         try:
             self._authorize(context)
             message = parse(ModelInferRequest, data)
             served = self.dataplane.resolve(message.model_name, message.model_version or None)
             self.dataplane.admit(served)
             request = InferenceRequest(V2_GRPC, decode_request(message, self.max_body_bytes))
-            answer = await self.dataplane.infer(served, request)
+            try:
+                answer = await self.dataplane.infer(served, request)
+            except asyncio.CancelledError:
+                # The client left (or its deadline passed): counted as HTTP counts a client
+                # that disconnects, and the request, wherever it waits, is dropped.
+                self.dataplane.observe(served, ClientDisconnected.status, None, request)
+                raise
             status, content_type, body, headers = await self.dataplane.whole(served, answer)
         except PodiumError as error:
             await abort(context, error)

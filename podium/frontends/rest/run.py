@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import secrets
 import signal
 import socket
@@ -118,6 +119,9 @@ def grpc_server(app: PodiumApp, settings: Settings) -> GrpcServer | None:
     server without gRPC never loads grpcio."""
     if not settings.grpc_port:
         return None
+    # Workers are forked and exec'd at once: grpcio's fork handlers have nothing to protect,
+    # and with the server's threads running they only log that they skipped each fork.
+    os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
     try:
         from podium.frontends.grpc import GrpcServer
     except ModuleNotFoundError as error:

@@ -194,14 +194,15 @@ def encode_answer(outputs: Sequence[Tensor], request: V2Request, model: Model) -
 
 
 def encode_error(error: BaseException, debug: bool) -> InferenceResponse:
-    """An error answer: its status (the gRPC front end maps it to a code) and
-    ``{"error": message}``."""
+    """An error answer: its status (the gRPC front end maps it to a code), its headers
+    (``Retry-After``, sent as trailing metadata) and ``{"error": message}``."""
     if not isinstance(error, PodiumError):
         message = f"{type(error).__name__}: {error}"
         if debug:
             message += "\n" + "".join(traceback.format_exception(error))
         error = HandlerError(message)
-    return InferenceResponse(error.status, JSON, orjson.dumps({"error": error.message}))
+    body = orjson.dumps({"error": error.message})
+    return InferenceResponse(error.status, JSON, body, tuple(error.headers().items()))
 
 
 class GrpcCodec(Codec):
