@@ -42,9 +42,10 @@ class GrpcServer:
     async def start(self) -> None:
         """Bind and start serving; ``SystemExit`` when the port cannot be bound."""
         server = grpc.aio.server(options=self.options)
+        # No (de)serializers: each method takes and returns bytes (see ``service``).
         handlers = {
-            name: grpc.unary_unary_rpc_method_handler(handler)
-            for name, handler in self.service.methods().items()
+            name: grpc.unary_unary_rpc_method_handler(method)
+            for name, method in self.service.methods().items()
         }
         server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
         try:

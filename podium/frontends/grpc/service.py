@@ -49,9 +49,9 @@ CODES: dict[int, grpc.StatusCode] = {
 }
 """The gRPC status for each HTTP status Podium answers with; any other is ``INTERNAL``."""
 
-Handler = Callable[[bytes, Any], Awaitable[bytes]]
-"""One RPC: the serialized request and its ``grpc.aio.ServicerContext``, the serialized
-response."""
+Method = Callable[[bytes, Any], Awaitable[bytes]]
+"""One RPC's implementation: the serialized request and its ``grpc.aio.ServicerContext``
+in, the serialized response out."""
 
 M = TypeVar("M", bound=Message)
 
@@ -71,6 +71,7 @@ def parse(message_type: type[M], data: bytes) -> M:
 
 
 def serialize(message: Message) -> bytes:
+    """A response message's bytes (the server sends them as they are)."""
     data: bytes = message.SerializeToString()
     return data
 
@@ -88,8 +89,8 @@ class InferenceService:
         self.max_body_bytes = max_body_bytes
         self._token = token.encode() if token else None
 
-    def methods(self) -> dict[str, Handler]:
-        """The handler of each RPC, by method name."""
+    def methods(self) -> dict[str, Method]:
+        """Each RPC's implementation, by method name."""
         return {
             "ServerLive": self.server_live,
             "ServerReady": self.server_ready,
