@@ -54,7 +54,8 @@ def predict(model: str, data: str, version: str | None, url: str, stream: bool, 
                     sys.stdout.buffer.write(part)
                     sys.stdout.flush()
                 return
-            answer = client.predict(model, payload, version=version)
+            else:
+                answer = client.predict(model, payload, version=version)
     except PodiumError as error:
         console.print(f"[red]error {error.status}:[/red] {error.message}", highlight=False)
         sys.exit(1)

@@ -297,7 +297,11 @@ class TensorHandler(Handler):
                 }
                 for row in range(total)
             ]
-        listed = {key: to_json(value) for key, value in outputs.items()}
+        # Numbers stay numpy rows: JSON encodes them the same, and V2 keeps their dtype.
+        listed = {
+            key: to_json(value) if value.dtype.kind in "OUS" else np.ascontiguousarray(value)
+            for key, value in outputs.items()
+        }
         return [
             {"outputs": {key: rows[row] for key, rows in listed.items()}} for row in range(total)
         ]
