@@ -8,6 +8,7 @@ import json
 import math
 import pickle
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -17,11 +18,20 @@ import tritonclient.http as triton
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from podium.archive import Manifest
 from podium.errors import HandlerError, InvalidInput, InvalidRequest, PodiumError, QueueFull
+from podium.handler import Context
+from podium.handlers.tensors import TensorHandler, TensorSpec
 from podium.protocols import codec
 from podium.protocols.codec import Model
 from podium.protocols.v2 import DATATYPES, RequestedOutput, Tensor, V2Request
-from podium.protocols.v2.rest import CODEC, HEADER_LENGTH, decode_request, error_body
+from podium.protocols.v2.rest import (
+    CODEC,
+    HEADER_LENGTH,
+    decode_request,
+    error_body,
+    parse_header_length,
+)
 from podium.protocols.v2.tensors import answer_tensors, from_raw, handler_input, to_raw
 from podium.types import InferenceResponse
 
@@ -195,6 +205,32 @@ def test_parameters_are_kept_without_the_extension_s_own() -> None:
     assert request.parameters == {"priority": 1} and request.binary_output
     assert request.inputs[0].parameters == {"note": "a"}
     assert request.outputs == (RequestedOutput("y", False, {"top": 1}),)
+
+
+class SumScores(TensorHandler):
+    """A tensor handler with a stand-in model: scores are the row sum and its negation."""
+
+    def initialize(self, context: Context) -> None:
+        super().initialize(context)
+        self.inputs = [TensorSpec("x", "float32", (None, 64))]
+
+    def run(self, arrays: dict[str, np.ndarray[Any, Any]]) -> dict[str, np.ndarray[Any, Any]]:
+        total = arrays["x"].sum(axis=1, keepdims=True)
+        return {"scores": np.concatenate([-total, total], axis=1)}
+
+
+def test_a_tensor_handler_answers_a_v2_request_unchanged(tmp_path: Path) -> None:
+    manifest = Manifest(name="sums", handler="sums.py", labels=["negative", "positive"])
+    context = Context(manifest.name, manifest.version, tmp_path, manifest)
+    handler = SumScores()
+    handler.initialize(context)
+    array = np.full((1, 64), 0.5, np.float32)
+    request = decode_request(*body_for({"x": ("FP32", array)}, True))
+    (answer,) = handler.handle([CODEC.decode(request)], context)
+    result = read_answer(CODEC.encode(answer, request, MODEL))
+    assert as_text(result.as_numpy("label")) == ["positive"]
+    np.testing.assert_array_equal(result.as_numpy("confidence"), [32.0])
+    np.testing.assert_array_equal(result.as_numpy("probabilities"), [[-32.0, 32.0]])
 
 
 # --- requested outputs -----------------------------------------------------------------
@@ -494,6 +530,14 @@ def test_malformed_binary_is_a_400_that_says_why(
 def test_a_header_length_outside_the_body_is_refused(length: Any) -> None:
     with pytest.raises(InvalidRequest, match=HEADER_LENGTH):
         decode_request(b'{"inputs": []}', length)
+
+
+def test_the_header_length_header_is_a_number_of_bytes() -> None:
+    assert parse_header_length(None) is None
+    assert parse_header_length(" 120 ") == 120
+    for value in ("", "-1", "1e3", "0x10", "١٢", "9" * 40):
+        with pytest.raises(InvalidRequest, match=HEADER_LENGTH):
+            parse_header_length(value)
 
 
 def test_bodies_that_are_not_json_are_refused() -> None:

@@ -1,9 +1,10 @@
 """The Open Inference Protocol (KServe V2) over REST, with the binary tensor data extension.
 
-Front end side: ``decode_request`` turns a body into a ``V2Request``, refusing (400) any
-request that is malformed, before it is queued; ``error_body`` writes the protocol's error
-body for the front end's own refusals. Worker side: ``CODEC`` hands the handler its input
-(``tensors.handler_input``) and encodes its answer as output tensors, or an error.
+Front end side: ``decode_request`` turns a body (and ``parse_header_length`` of its header)
+into a ``V2Request``, refusing (400) any request that is malformed, before it is queued;
+``error_body`` writes the protocol's error body for the front end's own refusals.
+Worker side: ``CODEC`` hands the handler its input (``tensors.handler_input``) and encodes
+its answer as output tensors, or an error.
 
 A request body is JSON, or, when the ``Inference-Header-Content-Length`` header is set, that
 many bytes of JSON followed by a binary section: each input whose parameters carry
@@ -93,6 +94,17 @@ def parse_header(header: bytes) -> Any:
     if header.count(b"[") + header.count(b"{") > MAX_JSON_DEPTH:
         check_depth(document)
     return document
+
+
+def parse_header_length(value: str | None) -> int | None:
+    """The ``Inference-Header-Content-Length`` header's value as ``decode_request`` takes
+    it: None when absent, else a non-negative integer (``InvalidRequest`` otherwise)."""
+    if value is None:
+        return None
+    text = value.strip()
+    if not text.isascii() or not text.isdigit() or len(text) > 18:
+        raise InvalidRequest(f"{HEADER_LENGTH} must be a number of bytes, got {value[:40]!r}")
+    return int(text)
 
 
 def _split(body: bytes, header_length: int | None) -> tuple[bytes, memoryview | None]:

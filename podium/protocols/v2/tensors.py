@@ -392,7 +392,9 @@ def _bytes_tensor(name: str, value: Any, array: np.ndarray[Any, Any]) -> Tensor:
 
 
 def _leaves(value: Any) -> Iterable[Any]:
-    if isinstance(value, list | tuple | np.ndarray):
+    if isinstance(value, np.ndarray):
+        yield from value.ravel().tolist()
+    elif isinstance(value, list | tuple):
         for item in value:
             yield from _leaves(item)
     else:
