@@ -185,7 +185,7 @@ def test_requested_outputs_and_the_raw_model(
 
     raw = client.infer("digits-raw", [fp32_input(rows)])
     logits = raw.as_numpy("logits")
-    assert logits is not None and logits.shape == (3, 10)
+    assert logits is not None and logits.dtype == np.float32 and logits.shape == (3, 10)
     np.testing.assert_allclose(logits, reference_logits(digits["onnx"], rows), atol=1e-5)
 
     with pytest.raises(InferenceServerException) as unknown:
