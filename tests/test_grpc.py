@@ -286,6 +286,15 @@ def test_generated_requests_never_get_an_internal_error(
     assert len(response.outputs) == len(response.raw_output_contents) >= 1
 
 
+def test_still_answering_after_the_generated_requests(server: GrpcServer) -> None:
+    assert ServerLiveResponse.FromString(server.call("ServerLive", b"")).live
+    with server.client() as client:
+        assert client.is_server_ready() and client.is_model_ready("identity")
+        row = np.arange(6, dtype=np.float32).reshape(2, 3)
+        answer = client.infer("identity", [fp32_input(row)]).as_numpy("output0")
+        assert answer is not None and answer.tolist() == row.tolist()
+
+
 def test_the_inference_token_guards_all_but_health(tmp_path: Path) -> None:
     pack_identity(tmp_path / "store")
     running = start(tmp_path, tmp_path / "store", "--inference-token", TOKEN)
@@ -418,7 +427,3 @@ def test_serving_without_the_grpc_port_never_imports_grpcio() -> None:
         "assert 'grpc' not in sys.modules, 'grpc imported'\n"
     )
     subprocess.run([sys.executable, "-c", script], check=True, timeout=60)
-
-
-def test_server_live_answers_a_hand_built_call(server: GrpcServer) -> None:
-    assert ServerLiveResponse.FromString(server.call("ServerLive", b"")).live
