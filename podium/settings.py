@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     """Address the inference API binds; loopback unless you ask."""
     port: int = Field(default=8080, ge=0, le=65535)
     """Port of the inference API."""
+    grpc_port: int = Field(default=8085, ge=0, le=65535)
+    """Port of the V2 gRPC API (GRPCInferenceService), on the inference API's host and
+    behind its token (0 turns it off; needs the podium[grpc] extra)."""
     management_host: str = "127.0.0.1"
     """Address the management API binds; keep it on loopback."""
     management_port: int = Field(default=8081, ge=0, le=65535)

@@ -128,8 +128,11 @@ def launch(
     ports: tuple[int, int] | None = None,
 ) -> Server:
     """Start ``podium serve`` (log in ``folder``) and wait until it is ready or listening;
-    on free ports unless ``ports`` (inference, management) are given."""
+    on free ports unless ``ports`` (inference, management) are given. The gRPC port is off
+    unless ``flags`` name one (its default, 8085, is no free port)."""
     port, management_port = ports or (free_port(), free_port())
+    if "--grpc-port" not in flags:
+        flags = (*flags, "--grpc-port", "0")
     log = folder / f"server-{port}.log"
     command = [
         sys.executable,

@@ -230,6 +230,8 @@ def test_generated_token_file_and_loopback_default(
             str(port),
             "--management-port",
             str(management),
+            "--grpc-port",
+            "0",
             "--token-file",
             str(token_file),
         ],

@@ -96,6 +96,8 @@ def test_a_server_start_replaces_a_planted_link(
         str(port),
         "--management-port",
         str(management),
+        "--grpc-port",
+        "0",
         "--token-file",
         str(link),
     ]  # no --management-token or --inference-token: both are generated and written

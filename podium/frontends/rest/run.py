@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import secrets
 import signal
 import socket
 from types import FrameType
+from typing import TYPE_CHECKING
 
 import uvicorn
 
@@ -17,6 +19,9 @@ from podium.frontends.rest.hosts import allowed_hosts, is_loopback
 from podium.frontends.rest.protocol import limited_protocol
 from podium.frontends.rest.token_file import write_secret
 from podium.settings import Settings
+
+if TYPE_CHECKING:
+    from podium.frontends.grpc import GrpcServer
 
 GC_THRESHOLD = 10_000
 log = logging.getLogger("podium.server")
@@ -36,11 +41,13 @@ def run(settings: Settings) -> None:
         token = management_token(settings)
         sockets.append(listen(settings.management_host, settings.management_port))
     guard = inference_token(settings)
+    check_grpc_port(settings)
     for what, sock in zip(("inference API", "management API"), sockets, strict=False):
         host, port = sock.getsockname()[:2]
         log.info("%s on http://%s:%d", what, f"[{host}]" if ":" in host else host, port)
     warn_if_exposed(settings.host, "inference API", guarded=guard is not None)
     app = PodiumApp(settings, token=token, inference_token=guard)
+    grpc = grpc_server(app, settings)
     # Everything imported so far lives as long as the server: move it out of the
     # collector's sight, and collect less often (the hot path allocates little that
     # forms cycles; see bench/RESULTS.md).
@@ -59,7 +66,7 @@ def run(settings: Settings) -> None:
         log_level="debug" if settings.debug else "info",
         server_header=False,
     )
-    DrainingServer(config, app).run(sockets=sockets)
+    DrainingServer(config, app, grpc).run(sockets=sockets)
 
 
 def edge_admission(
@@ -93,6 +100,41 @@ def listen(host: str, port: int) -> socket.socket:
     # the port, or a dead front end would leave it accepting connections nobody answers.
     sock.set_inheritable(False)
     return sock
+
+
+def check_grpc_port(settings: Settings) -> None:
+    """Refuse now a gRPC port that cannot be bound. The gRPC server itself binds it only
+    once the event loop runs (grpc.aio ties a server to the loop it is made in); this
+    probe makes a port in use fail before anything has started, as the HTTP ports do."""
+    if not settings.grpc_port:
+        return
+    if settings.grpc_port in (settings.port, settings.management_port):
+        raise SystemExit("the gRPC port must differ from the inference and management ports")
+    listen(settings.host, settings.grpc_port).close()
+
+
+def grpc_server(app: PodiumApp, settings: Settings) -> GrpcServer | None:
+    """The gRPC front end, unless it is turned off (``grpc_port`` 0) or grpcio is not
+    installed (a warning then: the HTTP APIs are served alone). Imported only here, so a
+    server without gRPC never loads grpcio."""
+    if not settings.grpc_port:
+        return None
+    # Workers are forked and exec'd at once: grpcio's fork handlers have nothing to protect,
+    # and with the server's threads running they only log that they skipped each fork.
+    os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
+    try:
+        from podium.frontends.grpc import GrpcServer
+    except ModuleNotFoundError as error:
+        if (error.name or "").partition(".")[0] not in ("grpc", "google"):
+            raise
+        log.warning(
+            "gRPC port %d is off: grpcio is not installed (pip install podium[grpc])",
+            settings.grpc_port,
+        )
+        return None
+    server = GrpcServer(app.dataplane, settings, app.inference_token)
+    log.info("gRPC inference API on %s", server.address)
+    return server
 
 
 def management_token(settings: Settings) -> str:
@@ -130,18 +172,32 @@ def warn_if_exposed(host: str, what: str, guarded: bool) -> None:
 
 
 class DrainingServer(uvicorn.Server):
-    """Uvicorn's server, exiting 0 after a signal-initiated drain.
+    """Uvicorn's server, exiting 0 after a signal-initiated drain, with the gRPC front end
+    (if any) started and stopped on the same event loop.
 
     Uvicorn re-raises the signal once it has shut down, so the process dies of it; a
     drained SIGTERM is a requested, clean exit, and orchestrators read it as one.
     """
 
-    def __init__(self, config: uvicorn.Config, app: PodiumApp) -> None:
+    def __init__(
+        self, config: uvicorn.Config, app: PodiumApp, grpc: GrpcServer | None = None
+    ) -> None:
         super().__init__(config)
         self.podium = app
+        self.grpc = grpc
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        if self.grpc is not None:
+            await self.grpc.start()  # before the lifespan: a failed bind leaves nothing to stop
+        await super().startup(sockets)
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         self.podium.begin_drain()
+        if self.grpc is not None:
+            # Calls in flight end before uvicorn's shutdown stops the workers: answered, or
+            # refused ShuttingDown at drain_timeout (so a second more of grace suffices).
+            # Meanwhile the HTTP side refuses new requests 503 and finishes its own.
+            await self.grpc.stop(self.podium.settings.drain_timeout + 1)
         await super().shutdown(sockets)
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
