@@ -145,7 +145,9 @@ def requests_for(model: str, native: bytes, name: str, datatype: str, value: Any
 # ----------------------------------------------------------------------------- load
 
 
-def h2load(port: int, request: Request, connections: int, seconds: int, work: Path) -> dict[str, Any]:
+def h2load(
+    port: int, request: Request, connections: int, seconds: int, work: Path
+) -> dict[str, Any]:
     """Run h2load pinned to the client core; parse its summary."""
     body = work / f"body-{abs(hash(request.body))}"
     body.write_bytes(request.body)
@@ -161,7 +163,11 @@ def h2load(port: int, request: Request, connections: int, seconds: int, work: Pa
     done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60)
     text = done.stdout
     rps = re.search(r"finished in [\d.]+\w+, ([\d.]+) req/s", text)
-    counts = re.search(r"requests: (\d+) total, \d+ started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored", text)
+    counts = re.search(
+        r"requests: (\d+) total, \d+ started, (\d+) done, (\d+) succeeded, "
+        r"(\d+) failed, (\d+) errored",
+        text,
+    )
     latency = re.search(r"time for request:\s+(\S+)\s+(\S+)\s+(\S+)", text)
     if done.returncode != 0 or rps is None or counts is None or latency is None:
         raise RuntimeError(f"h2load failed ({done.returncode}):\n{text}\n{done.stderr}")
@@ -182,7 +188,12 @@ def milliseconds(value: str) -> float:
 
 
 def measure(
-    server: nsmc.Server, model: str, request: Request, port: int, args: argparse.Namespace, work: Path
+    server: nsmc.Server,
+    model: str,
+    request: Request,
+    port: int,
+    args: argparse.Namespace,
+    work: Path,
 ) -> Result:
     roles = server.roles()
     before = sum(nsmc.role_cpu(roles).values())
@@ -190,9 +201,13 @@ def measure(
     after = sum(nsmc.role_cpu(roles).values())
     # h2load's warm-up second is not counted in "done": CPU per request is a slight overestimate.
     cpu = (after - before) * 1e6 / max(1, found["done"])
-    result = Result(model, server.name, request.protocol, found["rps"], found["mean_ms"], found["failed"], cpu)
-    print(f"  {server.name} {model} {request.protocol}: {result.rps:,.0f} req/s, "
-          f"mean {result.mean_ms:.2f} ms, {cpu:.0f} µs CPU/request, failed {result.failed}")
+    result = Result(
+        model, server.name, request.protocol, found["rps"], found["mean_ms"], found["failed"], cpu
+    )
+    print(
+        f"  {server.name} {model} {request.protocol}: {result.rps:,.0f} req/s, "
+        f"mean {result.mean_ms:.2f} ms, {cpu:.0f} µs CPU/request, failed {result.failed}"
+    )
     return result
 
 
@@ -236,7 +251,11 @@ def post(port: int, request: Request) -> tuple[int, bytes]:
 
 @contextlib.contextmanager
 def serving(
-    name: str, command: Callable[[int], list[str]], logs: Path, env: dict[str, str], ready: Callable[[int], bool]
+    name: str,
+    command: Callable[[int], list[str]],
+    logs: Path,
+    env: dict[str, str],
+    ready: Callable[[int], bool],
 ) -> Iterator[tuple[nsmc.Server, int]]:
     """Start ``command(port)`` on the server core; yield it once ``ready(port)``."""
     port = nsmc.free_port()
@@ -275,18 +294,22 @@ def in_process(archives: dict[str, Path], work: Path, seconds: float) -> dict[st
         unpack(archive, model_dir)
         runner = load(wire.Load(str(model_dir), 0, False))
         value = json.loads(native)
-        v2 = decode_request(v2_body, None)
-        with nsmc.pinned(SERVER_CORE):
-            handle = nsmc.time_calls(lambda: runner.handler.handle([value], runner.context), seconds)
-            as_json = nsmc.time_calls(lambda: runner.run([("json", value)]), seconds)
-            as_v2 = nsmc.time_calls(lambda: runner.run([("v2", v2)]), seconds)
-        found[model] = {
-            "handle_us": 1000 * statistics.median(handle),
-            "run_json_us": 1000 * statistics.median(as_json),
-            "run_v2_us": 1000 * statistics.median(as_v2),
-        }
+        found[model] = time_runner(runner, value, decode_request(v2_body, None), seconds)
         print(f"  in-process {model}: {found[model]}")
     return found
+
+
+def time_runner(runner: Any, value: Any, v2: Any, seconds: float) -> dict[str, float]:
+    """Median µs of handle() on one request, and of the worker's run() as JSON and as V2."""
+    with nsmc.pinned(SERVER_CORE):
+        handle = nsmc.time_calls(lambda: runner.handler.handle([value], runner.context), seconds)
+        as_json = nsmc.time_calls(lambda: runner.run([("json", value)]), seconds)
+        as_v2 = nsmc.time_calls(lambda: runner.run([("v2", v2)]), seconds)
+    return {
+        "handle_us": 1000 * statistics.median(handle),
+        "run_json_us": 1000 * statistics.median(as_json),
+        "run_v2_us": 1000 * statistics.median(as_v2),
+    }
 
 
 # ----------------------------------------------------------------------------- main
@@ -316,7 +339,13 @@ def build(work: Path) -> dict[str, Any]:
         "joblib": joblib_file,
         "models": {
             "digits": (digits_archive, json.dumps(row[0].tolist()).encode(), "x", "FP32", row),
-            nsmc.MODEL: (nsmc_archive, json.dumps(nsmc.REQUEST, ensure_ascii=False).encode(), "text", "BYTES", texts),
+            nsmc.MODEL: (
+                nsmc_archive,
+                json.dumps(nsmc.REQUEST, ensure_ascii=False).encode(),
+                "text",
+                "BYTES",
+                texts,
+            ),
         },
     }
 
@@ -345,7 +374,10 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         ]  # fmt: skip
 
     print("podium")
-    with serving("podium", podium_command, logs, nsmc.ONE_THREAD, ping("/v2/health/ready")) as (server, port):
+    with serving("podium", podium_command, logs, nsmc.ONE_THREAD, ping("/v2/health/ready")) as (
+        server,
+        port,
+    ):
         for model, protocols in requests.items():
             for request in protocols:
                 target = grpc_port if request.grpc else port
@@ -357,6 +389,7 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         nsmc.MODEL: ("bench.fastapi_app:app", {"NSMC_MODEL": str(built["joblib"])}),
     }
     for model, (app, env) in fastapi.items():
+
         def command(port: int, app: str = app) -> list[str]:
             return [
                 sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port),
@@ -364,7 +397,9 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             ]  # fmt: skip
 
         print(f"plain FastAPI ({model})")
-        with serving(f"fastapi-{model}", command, logs, {**nsmc.ONE_THREAD, **env}, ping("/ping")) as (server, port):
+        with serving(
+            f"fastapi-{model}", command, logs, {**nsmc.ONE_THREAD, **env}, ping("/ping")
+        ) as (server, port):
             request = requests[model][0]
             check(port, request)
             results.append(measure(server, model, request, port, args, work))
@@ -374,10 +409,19 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     return {"in_process": baseline, "results": [asdict(r) for r in results]}
 
 
-def mlserver(args: argparse.Namespace, built: dict[str, Any], requests: dict[str, list[Request]], work: Path, logs: Path) -> list[Result]:
+def mlserver(
+    args: argparse.Namespace,
+    built: dict[str, Any],
+    requests: dict[str, list[Request]],
+    work: Path,
+    logs: Path,
+) -> list[Result]:
     folder = work / "mlserver"
     http_port, grpc_port, metrics_port = (nsmc.free_port() for _ in range(3))
-    files = {"digits": ("DigitsRuntime", built["onnx"]), nsmc.MODEL: ("NsmcRuntime", built["joblib"])}
+    files = {
+        "digits": ("DigitsRuntime", built["onnx"]),
+        nsmc.MODEL: ("NsmcRuntime", built["joblib"]),
+    }
     for model, (runtime, uri) in files.items():
         (folder / model).mkdir(parents=True)
         (folder / model / "model-settings.json").write_text(json.dumps({
@@ -407,12 +451,21 @@ def mlserver(args: argparse.Namespace, built: dict[str, Any], requests: dict[str
 
 
 def render(report: dict[str, Any]) -> str:
-    lines = ["| model | server | protocol | req/s | mean ms | CPU µs/req | × podium /predictions | × FastAPI | × in-process ceiling |",
-             "|---|---|---|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+    lines = [
+        "| model | server | protocol | req/s | mean ms | CPU µs/req "
+        "| x podium /predictions | x FastAPI | x in-process ceiling |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
     results = [Result(**r) for r in report["results"]]
     for r in results:
-        native = next(x for x in results if x.model == r.model and x.server == "podium" and x.protocol.startswith("/predictions"))
-        plain = next((x for x in results if x.model == r.model and x.server.startswith("fastapi")), None)
+        native = next(
+            x
+            for x in results
+            if x.model == r.model and x.server == "podium" and x.protocol.startswith("/predictions")
+        )
+        plain = next(
+            (x for x in results if x.model == r.model and x.server.startswith("fastapi")), None
+        )
         ceiling = 1e6 / report["in_process"][r.model]["handle_us"]
         lines.append(
             f"| {r.model} | {r.server} | {r.protocol} | {r.rps:,.0f} | {r.mean_ms:.2f} | "

@@ -12,12 +12,12 @@ import pytest
 
 from podium.backends.pending import Stream
 from podium.core.dataplane import DataPlane
-from podium.protocols.native import MAX_JSON_DEPTH, parse_payload
-from podium.types import InferenceRequest
 from podium.core.observers import Observation
 from podium.core.registry import Registry
 from podium.errors import InvalidRequest
+from podium.protocols.native import MAX_JSON_DEPTH, parse_payload
 from podium.settings import Settings
+from podium.types import InferenceRequest
 from tests.conftest import MakeArchive
 
 

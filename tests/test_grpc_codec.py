@@ -243,11 +243,6 @@ def test_any_message_is_a_request_or_refused(message: Any) -> None:
     assert status in (200, 400), body
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="tensors.tensor: numpy cannot make one array of str and bytes, so an answer "
-    "echoing BYTES that are partly UTF-8 (handler_input gives str and bytes) is a 500",
-)
 def test_echoed_text_and_binary_bytes() -> None:
     entry = {"name": "t", "datatype": "BYTES", "shape": [2]}
     decoded = decode_request(

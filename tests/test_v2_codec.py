@@ -21,7 +21,8 @@ from hypothesis import strategies as st
 from podium.archive import Manifest
 from podium.errors import HandlerError, InvalidInput, InvalidRequest, PodiumError, QueueFull
 from podium.handler import Context
-from podium.handlers.tensors import TensorHandler, TensorSpec
+from podium.handlers.specs import TensorSpec
+from podium.handlers.tensors import TensorHandler
 from podium.protocols import codec
 from podium.protocols.codec import Model
 from podium.protocols.v2 import DATATYPES, RequestedOutput, Tensor, V2Request

@@ -37,8 +37,9 @@ MAX_JSON_DEPTH = 64
 levels; a few hundred would overflow the recursion of every later step (pickling the batch
 for its worker, the handler's own walk), so deeper bodies are refused while parsing."""
 
-LONG_NUMBER = re.compile(rb"\d{19}")
-"""A digit run that may be an integer beyond 64 bits, which orjson turns into a float."""
+LONG_NUMBER = re.compile(rb"(?<![\d.eE])\d{19}")
+"""A digit run that may be an integer beyond 64 bits, which orjson turns into a float (not
+the digits of a float's fraction or exponent: those are left to orjson)."""
 
 
 def parse_payload(body: bytes, content_type: str) -> Any:

@@ -23,7 +23,6 @@ from podium.core.dataplane import DataPlane
 from podium.core.registry import ModelVersion
 from podium.errors import (
     ClientDisconnected,
-    InvalidRequest,
     MethodNotAllowed,
     ModelNotFound,
     PodiumError,
@@ -32,7 +31,7 @@ from podium.frontends.rest.inference import read_body, send_response
 from podium.frontends.rest.types import Receive, Scope, Send
 from podium.protocols import V2
 from podium.protocols.v2.metadata import server_metadata
-from podium.protocols.v2.rest import decode_request, error_body
+from podium.protocols.v2.rest import decode_request, error_body, parse_header_length
 from podium.types import Answer, InferenceRequest
 
 PREFIX = "/v2"
@@ -127,13 +126,7 @@ def header_length(scope: Scope) -> int | None:
     """The ``Inference-Header-Content-Length`` of a binary request, if it has one."""
     for name, value in scope["headers"]:
         if name == HEADER_LENGTH:
-            try:
-                length = int(value)
-            except ValueError:
-                raise InvalidRequest("Inference-Header-Content-Length is not a number") from None
-            if length < 0:
-                raise InvalidRequest("Inference-Header-Content-Length is negative")
-            return length
+            return parse_header_length(value.decode("latin-1"))
     return None
 
 

@@ -36,7 +36,7 @@ PLATFORMS = {
 }
 """Built-in handlers → the ``platform`` V2 metadata reports (custom handlers: ``python``)."""
 
-EXTENSIONS = ("binary_tensor_data", "model_repository")
+EXTENSIONS = ("binary_tensor_data",)
 """The protocol extensions server metadata lists."""
 
 

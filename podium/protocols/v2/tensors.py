@@ -357,6 +357,8 @@ def tensor(name: str, value: Any) -> Tensor:
         raise HandlerError(f'output "{name}" is None')
     try:
         array = np.asarray(value)
+    except UnicodeDecodeError:  # text mixed with bytes that are not UTF-8: no numpy string
+        array = np.asarray(value, dtype=np.object_)
     except (ValueError, TypeError, OverflowError):
         raise HandlerError(
             f'output "{name}" is not a rectangular array (lists of different lengths?)'
@@ -386,6 +388,10 @@ def _bytes_tensor(name: str, value: Any, array: np.ndarray[Any, Any]) -> Tensor:
                 f'output "{name}": {type(leaf).__name__} {leaf!r:.40} cannot be an element '
                 "of a V2 tensor (mixed with text, past 64 bits, or not a number at all)"
             )
+    if len(leaves) != array.size:
+        raise HandlerError(
+            f'output "{name}" is not a rectangular array (lists of different lengths?)'
+        )
     elements = np.empty(len(leaves), dtype=np.object_)
     elements[:] = leaves
     return Tensor(name, "BYTES", array.shape, elements.reshape(array.shape))
