@@ -21,6 +21,7 @@ import pytest
 
 from podium import Context, InvalidInput
 from podium.archive import Manifest, collect_files, pack
+from podium.client import Client
 from podium.handlers.transformers import Settings, TransformersHandler, plan_sub_batches, texts_of
 from tests.conftest import Server, StartServer
 
@@ -278,6 +279,17 @@ def test_served_models_answer_like_the_handler_and_reject_bad_input(
     for response in mixed[len(bad) :]:
         assert_same([response.json()], [expected[1]])
     assert_same([server.post("/predictions/classifier", TEXTS[2]).json()], [expected[2]])
+
+    # V2: texts in a BYTES tensor; embedding and label tensors out
+    with Client(server.url) as client:
+        embedded = client.infer("features", {"text": TEXTS[:2]})
+        assert list(embedded) == ["embedding"] and embedded["embedding"].shape == (2, 384)
+        np.testing.assert_allclose(embedded["embedding"], reference[:2], atol=1e-4)
+        labelled = client.infer("classifier", {"text": TEXTS}, binary=False)
+        assert labelled["label"].tolist() == [answer["label"] for answer in expected]
+        assert labelled["probabilities"].shape == (len(TEXTS), len(LABELS))
+    metadata = server.http.get("/v2/models/features").json()
+    assert metadata["outputs"] == [{"name": "embedding", "datatype": "FP32", "shape": [-1, 384]}]
 
 
 def assert_same(served: list[Any], expected: list[Any]) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import joblib
 import numpy as np
 import pytest
 import tritonclient.http as triton
@@ -72,9 +73,27 @@ def server(digits: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) ->
     make_multi_input_model(multi)
     pack(Manifest(name="multi", handler="onnx", model_file=multi.name), {multi.name: multi}, store)
     build_nsmc(store, folder / "nsmc-build", report=lambda _: None)
+    iris = folder / "iris.joblib"
+    joblib.dump(iris_model(), iris)
+    pack(
+        Manifest(name="iris", handler="sklearn", model_file=iris.name, labels=IRIS),
+        {iris.name: iris},
+        store,
+    )
     running = launch(folder, "--workers", "1", store=store)
     yield running
     running.stop()
+
+
+IRIS = ["setosa", "versicolor", "virginica"]
+
+
+def iris_model() -> Any:
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    features, target = load_iris(return_X_y=True)
+    return LogisticRegression(max_iter=500).fit(features, target)
 
 
 @pytest.fixture
@@ -192,6 +211,24 @@ def test_int64_and_bytes_inputs(client: triton.InferenceServerClient, binary: bo
     assert total.tolist() == [6, 30 + 2**40]
     echo = result.as_numpy("echo")
     assert echo is not None and texts(echo) == ["하나", "two"]
+
+
+def test_sklearn_model_answers_fp64_rows(client: triton.InferenceServerClient) -> None:
+    from sklearn.datasets import load_iris
+
+    rows = load_iris().data[[0, 60, 120]]
+    tensor = triton.InferInput("input", [3, 4], "FP64")
+    tensor.set_data_from_numpy(rows)
+    result = client.infer("iris", [tensor])
+    expected = iris_model().predict_proba(rows)
+    probabilities = result.as_numpy("probabilities")
+    assert probabilities is not None and probabilities.shape == (3, 3)
+    np.testing.assert_allclose(probabilities, expected, atol=1e-5)
+    labels = result.as_numpy("label")
+    assert labels is not None and texts(labels) == [IRIS[i] for i in expected.argmax(axis=1)]
+    metadata = client.get_model_metadata("iris")
+    assert metadata["platform"] == "sklearn"
+    assert metadata["inputs"] == [{"name": "input", "datatype": "FP64", "shape": [-1, 4]}]
 
 
 def nsmc_in_process(texts: list[str], tmp_path: Path) -> list[dict[str, Any]]:
@@ -350,12 +387,13 @@ def test_routes_methods_and_unknown_models_answer_v2_errors(server: Server) -> N
     assert http.get("/v2/models/digits/versions/1.0/ready").json()["ready"] is True
 
 
-JSON_VALUES = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
-    lambda children: (
-        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
-    ),
-    max_leaves=20,
+SCALARS = (
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8)
+)
+JSON_VALUES = (
+    SCALARS
+    | st.lists(SCALARS | st.lists(SCALARS, max_size=3), max_size=4)
+    | st.dictionaries(st.text(max_size=8), SCALARS, max_size=4)
 )
 INPUTS = st.fixed_dictionaries(
     {},
@@ -396,3 +434,22 @@ def test_generated_bodies_never_get_a_5xx(
         raise AssertionError(f"connection failed: {error}") from None
     assert response.status_code < 500, response.text
     assert "error" in response.json() or response.status_code == 200
+
+
+def test_the_v2_routes_are_documented_and_answer_through_fastapi(server: Server) -> None:
+    paths = server.http.get("/openapi.json").json()["paths"]
+    assert {"/v2", "/v2/models/{model}/versions/{version}/infer"} <= set(paths)
+    infer = paths["/v2/models/{model}/infer"]["post"]
+    assert [p["name"] for p in infer["parameters"]] == ["model"]
+
+    # The same answers if FastAPI (not the lean endpoint) gets the request.
+    from fastapi.testclient import TestClient
+
+    from podium.frontends.rest.app import PodiumApp
+    from podium.settings import Settings
+
+    app = PodiumApp(Settings(model_store=server.log.parent / "none", grpc_port=0))
+    with TestClient(app.api) as client:
+        assert client.get("/v2").json()["name"] == "podium"
+        assert client.get("/v2/models/missing").json() == {"error": "Model 'missing' not found"}
+        assert client.post("/v2/models/missing/infer", json={}).status_code == 404

@@ -333,7 +333,7 @@ class TransformersHandler(Handler):
     def answer(self, row: Floats) -> Any:
         """The answer for one text."""
         if self.settings.task == "feature-extraction":
-            return {"embedding": row.tolist()}
+            return {"embedding": row}  # float32 kept: JSON writes the same numbers
         best = int(np.argmax(row))
         return {
             "label": self.labels[best],

@@ -31,6 +31,7 @@ from podium.frontends.rest.inference import (
 from podium.frontends.rest.management import TokenGuard, build_management
 from podium.frontends.rest.types import ASGIApp, Receive, Scope, Send
 from podium.frontends.rest.v2 import V2Endpoint, is_v2
+from podium.frontends.rest.v2 import document as document_v2
 from podium.observability.prometheus import exposition
 from podium.settings import Settings
 from podium.version import __version__
@@ -166,4 +167,5 @@ def build_api(app: PodiumApp) -> FastAPI:
         """Run the default model (or ``?model=NAME``): ``{"text": "..."}`` in."""
         return await predict_through_api(request, model or app.registry.default_model(), None)
 
+    document_v2(api, app.v2)
     return api

@@ -18,6 +18,8 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
 
 from podium.core.dataplane import DataPlane
 from podium.core.registry import ModelVersion
@@ -138,3 +140,65 @@ def error_answer(error: PodiumError) -> Answer:
     """A V2 error: ``{"error": message}`` with the error's status and headers."""
     headers = tuple(error.headers().items())
     return error.status, JSON, error_body(error.message), headers
+
+
+def document(api: FastAPI, endpoint: V2Endpoint) -> None:
+    """Describe the ``/v2`` routes in ``api``'s OpenAPI document. ``V2Endpoint`` answers
+    them before FastAPI sees a request; these routes give the same answers if reached."""
+
+    async def through(request: Request) -> Response:
+        try:
+            status, content_type, body, headers = await endpoint.answer(
+                request.scope, request.receive
+            )
+        except PodiumError as error:
+            status, content_type, body, headers = error_answer(error)
+        return Response(body, status, headers=dict(headers), media_type=content_type)
+
+    infer_body: dict[str, Any] = {
+        "requestBody": {
+            "required": True,
+            "content": {
+                JSON: {
+                    "schema": {"type": "object", "required": ["inputs"]},
+                    "example": {
+                        "id": "1",
+                        "inputs": [
+                            {"name": "text", "datatype": "BYTES", "shape": [1], "data": ["재밌다"]}
+                        ],
+                    },
+                },
+                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+            },
+        }
+    }
+    routes: list[tuple[str, str, str, dict[str, Any] | None]] = [
+        ("/v2", "GET", "Server metadata: name, version, extensions", None),
+        ("/v2/health/live", "GET", "Live: 200 while the server runs", None),
+        ("/v2/health/ready", "GET", "Ready: 200 once every model is ready (else 503)", None),
+        ("/v2/models/{model}", "GET", "Model metadata: inputs, outputs, platform", None),
+        ("/v2/models/{model}/versions/{version}", "GET", "One version's metadata", None),
+        ("/v2/models/{model}/ready", "GET", "200 once the model is ready (else 503)", None),
+        ("/v2/models/{model}/versions/{version}/ready", "GET", "One version's readiness", None),
+        ("/v2/models/{model}/infer", "POST", "Inference (JSON or binary tensors)", infer_body),
+        (
+            "/v2/models/{model}/versions/{version}/infer",
+            "POST",
+            "Inference on one version",
+            infer_body,
+        ),
+    ]
+    for path, method, summary, extra in routes:
+        parameters = [
+            {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+            for name in ("model", "version")
+            if f"{{{name}}}" in path
+        ]
+        api.add_api_route(
+            path,
+            through,
+            methods=[method],
+            tags=["v2"],
+            summary=summary,
+            openapi_extra={**(extra or {}), "parameters": parameters} if parameters else extra,
+        )
