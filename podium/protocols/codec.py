@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from podium.types import InferenceResponse
+from podium.types import Answer, InferenceResponse
 
 
 class Model:
@@ -27,6 +27,18 @@ class Codec:
     def decode(self, payload: Any) -> Any:
         """What the handler sees of one request's payload."""
         return payload
+
+    def decode_all(self, payloads: list[Any]) -> list[Any]:
+        """``decode`` for each payload of a batch (a codec whose handlers see the payload as
+        it is returns the list itself)."""
+        return [self.decode(payload) for payload in payloads]
+
+    def encode_all(self, values: list[Any], payloads: list[Any], model: Model) -> list[Answer]:
+        """``encode`` for each answer of a batch and the request it answers."""
+        encode = self.encode
+        return [
+            encode(value, payload, model) for value, payload in zip(values, payloads, strict=True)
+        ]
 
     def encode(self, value: Any, payload: Any, model: Model) -> InferenceResponse:
         """The handler's answer to one request (``payload``) in this protocol; an error

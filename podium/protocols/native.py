@@ -19,7 +19,7 @@ import orjson
 
 from podium.errors import HandlerError, InvalidRequest, PodiumError
 from podium.protocols.codec import Codec, Model
-from podium.types import InferenceRequest, InferenceResponse, Response
+from podium.types import Answer, InferenceRequest, InferenceResponse, Response
 
 JSON = "application/json"
 BINARY = "application/octet-stream"
@@ -189,6 +189,12 @@ def encode_error(error: BaseException, debug: bool) -> Response:
 
 class NativeCodec(Codec):
     tag = TAG
+
+    def decode_all(self, payloads: list[Any]) -> list[Any]:
+        return payloads  # the handler sees each payload as it is
+
+    def encode_all(self, values: list[Any], payloads: list[Any], model: Model) -> list[Answer]:
+        return [encode_response(value) for value in values]
 
     def encode(self, value: Any, payload: Any, model: Model) -> InferenceResponse:
         return encode_response(value)

@@ -14,7 +14,7 @@ from typing import Any
 
 from podium.protocols.codec import Codec, Model
 from podium.protocols.native import encode_error, encode_response
-from podium.types import InferenceRequest, InferenceResponse
+from podium.types import Answer, InferenceRequest, InferenceResponse
 
 TAG = "torchserve"
 HANDLER = "torchserve"
@@ -43,6 +43,12 @@ def describe_request() -> InferenceRequest:
 
 class TorchServeCodec(Codec):
     tag = TAG
+
+    def decode_all(self, payloads: list[Any]) -> list[Any]:
+        return payloads  # the handler sees each payload as it is
+
+    def encode_all(self, values: list[Any], payloads: list[Any], model: Model) -> list[Answer]:
+        return [encode_response(value) for value in values]
 
     def encode(self, value: Any, payload: Any, model: Model) -> InferenceResponse:
         return encode_response(value)

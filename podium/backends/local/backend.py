@@ -24,6 +24,10 @@ class LocalBackend(Backend):
         self.pool = pool
         self.batcher = batcher
         self.request_timeout = batcher.request_timeout
+        # The hot calls go straight to the batcher: no delegating call per request.
+        self.admit = batcher.admit  # type: ignore[method-assign]
+        self.submit = batcher.submit  # type: ignore[method-assign]
+        self.reserve = batcher.reserve  # type: ignore[method-assign]
 
     @classmethod
     def create(

@@ -122,14 +122,13 @@ class Runner:
         self._size = len(requests)
         self._requests = requests
         self._streamed = False
-        model = self.model
         try:
-            inputs = [codec(tag).decode(payload) for tag, payload in requests]
-            values = self._handle(inputs)
-            return [
-                codec(tag).encode(value, payload, model)
-                for value, (tag, payload) in zip(values, requests, strict=True)
-            ]
+            tag = requests[0][0]
+            if all(request[0] == tag for request in requests):  # one protocol: the rule
+                one = codec(tag)
+                payloads = [payload for _, payload in requests]
+                return one.encode_all(self._handle(one.decode_all(payloads)), payloads, self.model)
+            return self._run_mixed(requests)
         except Exception as error:
             if len(requests) == 1 or self._streamed:
                 if not isinstance(error, InvalidInput):
@@ -142,6 +141,14 @@ class Runner:
             response
             for index, request in enumerate(requests)
             for response in self.run([request], offset + index)
+        ]
+
+    def _run_mixed(self, requests: list[Request]) -> list[Answer]:
+        inputs = [codec(tag).decode(payload) for tag, payload in requests]
+        values = self._handle(inputs)
+        return [
+            codec(tag).encode(value, payload, self.model)
+            for value, (tag, payload) in zip(values, requests, strict=True)
         ]
 
     def _handle(self, inputs: list[Any]) -> list[Any]:

@@ -33,7 +33,8 @@ from podium.errors import (
     PodiumError,
 )
 from podium.frontends.rest.types import Receive, Scope, Send
-from podium.protocols import TORCHSERVE, native, torchserve
+from podium.protocols import NATIVE, TORCHSERVE, native, torchserve
+from podium.protocols.native import parse_payload
 from podium.types import Answer, InferenceRequest
 
 log = logging.getLogger("podium.server")
@@ -62,7 +63,10 @@ class InferenceEndpoint:
             served = self.dataplane.resolve(model, version)
             self.dataplane.admit(served)
             body, content_type = await read_body(scope, receive, self.max_body_bytes)
-            request = native_request(served, scope, body, content_type, explain)
+            if served.codec == NATIVE and not explain:  # the common case, inlined
+                request = InferenceRequest(NATIVE, parse_payload(body, content_type))
+            else:
+                request = native_request(served, scope, body, content_type, explain)
             response = await self.dataplane.infer(served, request, until_gone=receive)
         except ClientDisconnected:
             return
