@@ -72,6 +72,8 @@ class Result:
     mean_ms: float
     failed: int
     cpu_us_per_request: float
+    cpu_by_role: dict[str, float]
+    """Server CPU µs per request by process role (front end, workers)."""
 
 
 # ----------------------------------------------------------------------------- requests
@@ -196,17 +198,27 @@ def measure(
     work: Path,
 ) -> Result:
     roles = server.roles()
-    before = sum(nsmc.role_cpu(roles).values())
+    before = nsmc.role_cpu(roles)
     found = h2load(port, request, args.connections, args.duration, work)
-    after = sum(nsmc.role_cpu(roles).values())
+    after = nsmc.role_cpu(roles)
     # h2load's warm-up second is not counted in "done": CPU per request is a slight overestimate.
-    cpu = (after - before) * 1e6 / max(1, found["done"])
+    done = max(1, found["done"])
+    by_role = {role: round((after[role] - before[role]) * 1e6 / done, 1) for role in roles}
+    cpu = sum(by_role.values())
     result = Result(
-        model, server.name, request.protocol, found["rps"], found["mean_ms"], found["failed"], cpu
+        model,
+        server.name,
+        request.protocol,
+        found["rps"],
+        found["mean_ms"],
+        found["failed"],
+        cpu,
+        by_role,
     )
     print(
         f"  {server.name} {model} {request.protocol}: {result.rps:,.0f} req/s, "
-        f"mean {result.mean_ms:.2f} ms, {cpu:.0f} µs CPU/request, failed {result.failed}"
+        f"mean {result.mean_ms:.2f} ms, {cpu:.0f} µs CPU/request {by_role}, "
+        f"failed {result.failed}"
     )
     return result
 
@@ -445,7 +457,11 @@ def mlserver(
         for model, protocols in requests.items():
             for request in protocols[1:]:
                 target = grpc_port if request.grpc else http_port
-                check(target, request)
+                try:
+                    check(target, request)
+                except RuntimeError as error:  # a protocol feature the peer lacks
+                    print(f"  mlserver {model} {request.protocol}: skipped ({error})")
+                    continue
                 results.append(measure(server, model, request, target, args, work))
     return results
 

@@ -45,6 +45,26 @@ class Tensor(NamedTuple):
     """The values, already in ``shape`` and in the datatype's dtype (BYTES: ``bytes``)."""
     parameters: dict[str, Any] | None = None
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Crossing to a worker: the data as raw bytes (or a tuple of bytes for BYTES), which
+        # pickle copies at C speed. Pickling the array itself costs ~7 µs a tensor, more
+        # than parsing the request.
+        data = self.data
+        raw: Any = tuple(data.ravel().tolist()) if data.dtype.kind == "O" else data.tobytes()
+        return _rebuilt, (self.name, self.datatype, self.shape, raw, self.parameters)
+
+
+def _rebuilt(
+    name: str, datatype: str, shape: tuple[int, ...], raw: Any, parameters: Any
+) -> Tensor:
+    """A ``Tensor`` from its pickled form (``Tensor.__reduce__``)."""
+    if isinstance(raw, tuple):
+        data = np.empty(len(raw), dtype=np.object_)
+        data[:] = raw
+    else:
+        data = np.frombuffer(raw, DATATYPES[datatype])
+    return Tensor(name, datatype, shape, data.reshape(shape), parameters)
+
 
 class RequestedOutput(NamedTuple):
     """An output the client asked for by name."""

@@ -307,21 +307,22 @@ def answer_tensors(value: Any, request: V2Request) -> list[Tensor]:
 
 
 def _tensors(value: Any) -> list[Tensor]:
+    # Answers are dicts: ``isinstance(x, dict)`` is several times cheaper than an ABC check.
     if isinstance(value, Tensor):
         return [_checked_tensor(value)]
     if isinstance(value, list | tuple) and value:
         if all(isinstance(item, Tensor) for item in value):
             return [_checked_tensor(item) for item in value]
-        if all(isinstance(item, Mapping) for item in value):
+        if all(isinstance(item, dict) for item in value):
             return _stacked([_unwrap(item) for item in value])
-    if isinstance(value, Mapping):
+    if isinstance(value, dict):
         return [tensor(str(name), item) for name, item in _unwrap(value).items()]
     return [tensor(OUTPUT, value)]
 
 
 def _unwrap(answer: Mapping[Any, Any]) -> Mapping[Any, Any]:
     inner = answer.get("outputs") if len(answer) == 1 else None
-    return inner if isinstance(inner, Mapping) else answer
+    return inner if isinstance(inner, dict) else answer
 
 
 def _stacked(rows: list[Mapping[Any, Any]]) -> list[Tensor]:
@@ -335,13 +336,13 @@ def _stacked(rows: list[Mapping[Any, Any]]) -> list[Tensor]:
 
 
 def _row_value(item: Any, name: str) -> Any:
-    return _mapping_values(item, name) if isinstance(item, Mapping) else item
+    return _mapping_values(item, name) if isinstance(item, dict) else item
 
 
 def _mapping_values(item: Mapping[Any, Any], name: str) -> list[Any]:
     # A dict of scores by label: its values, in order (the order the handler wrote them).
     for inner in item.values():
-        if isinstance(inner, Mapping):
+        if isinstance(inner, dict):
             raise HandlerError(f'output "{name}": a dict inside a dict cannot be a tensor')
     return list(item.values())
 
@@ -349,7 +350,7 @@ def _mapping_values(item: Mapping[Any, Any], name: str) -> list[Any]:
 def tensor(name: str, value: Any) -> Tensor:
     """One named output tensor from an answer's value: an array, a (nested) list, a dict of
     numbers, a scalar, text (``HandlerError`` when it is none of those)."""
-    if isinstance(value, Mapping):
+    if isinstance(value, dict):
         value = _mapping_values(value, name)
     if isinstance(value, str | bytes):
         return _bytes_tensor(name, [value], np.empty(1, dtype=np.object_))
