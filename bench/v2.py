@@ -116,7 +116,8 @@ def grpc_frame(model: str, name: str, datatype: str, shape: list[int], raw: byte
 
 def requests_for(model: str, native: bytes, name: str, datatype: str, value: Any) -> list[Request]:
     """Every protocol's request for one input tensor ``value`` (a numpy array)."""
-    from podium.protocols.v2.tensors import tensor, to_raw
+    from podium.protocols.v2.answers import tensor
+    from podium.protocols.v2.tensors import to_raw
 
     built = tensor(name, value)
     raw = to_raw(built)

@@ -18,7 +18,8 @@ import orjson
 
 from podium.errors import PodiumError, from_code, from_status
 from podium.protocols.v2 import DATATYPES
-from podium.protocols.v2.tensors import from_raw, tensor, to_raw
+from podium.protocols.v2.answers import tensor
+from podium.protocols.v2.tensors import from_raw, to_raw
 
 
 class Client:

@@ -26,6 +26,7 @@ from podium.handlers.tensors import TensorHandler
 from podium.protocols import codec
 from podium.protocols.codec import Model
 from podium.protocols.v2 import DATATYPES, RequestedOutput, Tensor, V2Request
+from podium.protocols.v2.answers import answer_tensors
 from podium.protocols.v2.rest import (
     CODEC,
     HEADER_LENGTH,
@@ -33,7 +34,7 @@ from podium.protocols.v2.rest import (
     error_body,
     parse_header_length,
 )
-from podium.protocols.v2.tensors import answer_tensors, from_raw, handler_input, to_raw
+from podium.protocols.v2.tensors import from_raw, handler_input, to_raw
 from podium.types import InferenceResponse
 
 MODEL = Model("nsmc", "2")

@@ -10,11 +10,9 @@ by the handler), which pass through; anything else is encoded like the native pr
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
-from podium.protocols.codec import Codec, Model
-from podium.protocols.native import encode_error, encode_response
-from podium.types import Answer, InferenceRequest, InferenceResponse
+from podium.protocols.native import NativeCodec
+from podium.types import InferenceRequest
 
 TAG = "torchserve"
 HANDLER = "torchserve"
@@ -41,20 +39,11 @@ def describe_request() -> InferenceRequest:
     return InferenceRequest(TAG, (b"", "", (("describe", "True"),), ""))
 
 
-class TorchServeCodec(Codec):
+class TorchServeCodec(NativeCodec):
+    """The adapter's ``Response`` values pass through ``encode_response`` as they are;
+    anything else, and errors, are encoded as the native protocol does."""
+
     tag = TAG
-
-    def decode_all(self, payloads: list[Any]) -> list[Any]:
-        return payloads  # the handler sees each payload as it is
-
-    def encode_all(self, values: list[Any], payloads: list[Any], model: Model) -> list[Answer]:
-        return [encode_response(value) for value in values]
-
-    def encode(self, value: Any, payload: Any, model: Model) -> InferenceResponse:
-        return encode_response(value)
-
-    def error(self, error: BaseException, payload: Any, debug: bool) -> InferenceResponse:
-        return encode_error(error, debug)
 
 
 CODEC = TorchServeCodec()

@@ -54,9 +54,7 @@ class Tensor(NamedTuple):
         return _rebuilt, (self.name, self.datatype, self.shape, raw, self.parameters)
 
 
-def _rebuilt(
-    name: str, datatype: str, shape: tuple[int, ...], raw: Any, parameters: Any
-) -> Tensor:
+def _rebuilt(name: str, datatype: str, shape: tuple[int, ...], raw: Any, parameters: Any) -> Tensor:
     """A ``Tensor`` from its pickled form (``Tensor.__reduce__``)."""
     if isinstance(raw, tuple):
         data = np.empty(len(raw), dtype=np.object_)

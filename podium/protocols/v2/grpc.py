@@ -24,7 +24,7 @@ import orjson
 
 from podium.errors import HandlerError, InvalidRequest, PodiumError
 from podium.protocols.codec import Codec, Model
-from podium.protocols.v2 import DATATYPES, RequestedOutput, Tensor, V2Request, tensors
+from podium.protocols.v2 import DATATYPES, RequestedOutput, Tensor, V2Request, answers, tensors
 from podium.protocols.v2.proto.grpc_service_pb2 import (
     InferParameter,
     InferTensorContents,
@@ -220,7 +220,7 @@ class GrpcCodec(Codec):
         if isinstance(value, BaseException):
             return encode_error(value, debug=False)
         try:
-            outputs = tensors.answer_tensors(value, payload)
+            outputs = answers.answer_tensors(value, payload)
             body = encode_answer(outputs, payload, model)
         except PodiumError as error:
             return encode_error(error, debug=False)

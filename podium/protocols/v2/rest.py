@@ -31,8 +31,8 @@ from podium.errors import HandlerError, InvalidRequest, PodiumError
 from podium.protocols.codec import Codec, Model
 from podium.protocols.native import MAX_JSON_DEPTH, check_depth
 from podium.protocols.v2 import DATATYPES, RequestedOutput, Tensor, V2Request
+from podium.protocols.v2.answers import answer_tensors
 from podium.protocols.v2.tensors import (
-    answer_tensors,
     check_shape,
     from_list,
     from_raw,
