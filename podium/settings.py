@@ -61,7 +61,8 @@ class Settings(BaseSettings):
     default, over what the archive says (podium.toml, PODIUM_MODEL_SETTINGS as JSON, or
     --ts-config's models)."""
     default_model: str | None = None
-    """Model that ``POST /predict`` serves (the first by name when unset)."""
+    """Model that ``POST /predict`` serves (with several models and none named here,
+    /predict asks the client to name one)."""
     host: str = "127.0.0.1"
     """Address the inference API binds; loopback unless you ask."""
     port: int = Field(default=8080, ge=0, le=65535)

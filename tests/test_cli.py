@@ -128,7 +128,7 @@ def test_demo_answers_the_curl_line_it_prints(tmp_path: Path) -> None:
             cwd=tmp_path,
             stdout=sink,
             stderr=subprocess.STDOUT,
-            env={**os.environ, "COLUMNS": "200"},
+            env={**os.environ, "COLUMNS": "60"},  # narrow: the command must not wrap
         )
     try:
         deadline = time.monotonic() + 90

@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 
 import httpx
+import httpx_sse
+import ndjson
 import pytest
 
 from tests.conftest import MakeArchive, Server, StartServer, tamper
@@ -116,15 +118,27 @@ def test_timeout_is_504(echo_server: Server) -> None:
     assert_serving(echo_server)
 
 
-def test_a_handler_streams_parts_with_send_partial(echo_server: Server) -> None:
+def test_a_handler_streams_parts_with_send_partial_as_ndjson(echo_server: Server) -> None:
     with echo_server.http.stream("POST", "/predictions/echo", json={"stream": 3}) as answer:
         assert answer.status_code == 200
-        assert answer.headers["content-type"] == "application/json"
+        assert answer.headers["content-type"] == "application/x-ndjson"
         assert answer.headers["transfer-encoding"] == "chunked"
-        body = b"".join(answer.iter_bytes())
-    parts, last = body[: body.rindex(b"}{") + 1], body[body.rindex(b"}{") + 1 :]
-    assert parts == b'{"part":0}{"part":1}{"part":2}'
-    assert json.loads(last)["echo"] == {"stream": 3}
+        # A standard NDJSON reader, over a stream re-chunked one byte at a time (a proxy's
+        # worst case): the parts come back whole, in order.
+        body = b"".join(answer.iter_bytes(chunk_size=1))
+    parts = ndjson.loads(body.decode())
+    assert parts[:3] == [{"part": 0}, {"part": 1}, {"part": 2}]
+    assert parts[3]["echo"] == {"stream": 3} and len(parts) == 4
+
+
+def test_a_client_that_asks_for_server_sent_events_gets_them(echo_server: Server) -> None:
+    body = {"stream": 2}
+    with httpx_sse.connect_sse(echo_server.http, "POST", "/predictions/echo", json=body) as source:
+        assert source.response.headers["content-type"].startswith("text/event-stream")
+        assert source.response.headers["cache-control"] == "no-cache"
+        events = [json.loads(event.data) for event in source.iter_sse()]
+    assert events[:2] == [{"part": 0}, {"part": 1}]
+    assert events[2]["echo"] == body and len(events) == 3
 
 
 def test_a_part_for_no_request_or_not_encodable_is_a_handler_error(echo_server: Server) -> None:

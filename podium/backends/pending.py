@@ -12,9 +12,11 @@ from podium.types import Answer, InferenceRequest
 
 class Stream:
     """A streamed answer: the status, content type and headers of its first part, then the
-    bodies of every part as the worker sends them, the last one from the batch's result."""
+    bodies of every part as the worker sends them, the last one from the batch's result.
+    ``part_type`` is the content type of the part ``next`` returned last (a front end that
+    frames parts, as NDJSON or server-sent events, reads it)."""
 
-    __slots__ = ("_parts", "content_type", "headers", "latency", "request", "status")
+    __slots__ = ("_parts", "content_type", "headers", "latency", "part_type", "request", "status")
 
     def __init__(self, first: Answer) -> None:
         self.status, self.content_type, body, self.headers = first
@@ -22,11 +24,12 @@ class Stream:
         """Seconds from the request's arrival to the first part (set by the data plane)."""
         self.request: InferenceRequest | None = None
         """The request it answers (set by the data plane, for its observers)."""
-        self._parts: asyncio.Queue[bytes | BaseException | None] = asyncio.Queue()
-        self._parts.put_nowait(body)
+        self.part_type = self.content_type
+        self._parts: asyncio.Queue[tuple[str, bytes] | BaseException | None] = asyncio.Queue()
+        self._parts.put_nowait((self.content_type, body))
 
     def add(self, part: Answer) -> None:
-        self._parts.put_nowait(part[2])
+        self._parts.put_nowait((part[1], part[2]))
 
     def end(self, last: Answer | BaseException) -> None:
         """The last part (the handler's return value), or the error that cut the stream."""
@@ -36,7 +39,7 @@ class Stream:
             # The status went out with the first part: an error now can only cut the stream.
             self._parts.put_nowait(HandlerError(last[2].decode("utf-8", "replace")[:1000]))
         else:
-            self._parts.put_nowait(last[2])
+            self._parts.put_nowait((last[1], last[2]))
         self._parts.put_nowait(None)
 
     async def next(self, timeout: float) -> bytes | None:
@@ -45,7 +48,10 @@ class Stream:
         part = await asyncio.wait_for(self._parts.get(), timeout)
         if isinstance(part, BaseException):
             raise part
-        return part
+        if part is None:
+            return None
+        self.part_type, body = part
+        return body
 
 
 class Pending:

@@ -49,10 +49,10 @@ def demo(model_store: Path, port: int, data: Path | None) -> None:
 [bold]Podium demo[/bold]: {example.EXAMPLE} from {model_store}/
   API docs   {base}/docs
   health     {base}/ping
-Try it:
-  {curl}
-Press Ctrl-C to stop.
-""",
+Try it:""",
         highlight=False,
     )
+    # On a line of its own and never wrapped: a wrapped command pastes as two broken ones.
+    console.print(curl, soft_wrap=True, highlight=False, markup=False)
+    console.print("Press Ctrl-C to stop.\n", highlight=False)
     run(Settings(model_store=model_store, port=port, models=[example.EXAMPLE]))

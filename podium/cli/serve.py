@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 import click
 from pydantic.fields import FieldInfo
+from pydantic_core import PydanticUndefined
 
 from podium.cli.console import console
 from podium.errors import PodiumError
@@ -20,7 +21,7 @@ def settings_options(command: Any) -> Any:
     for name, field in reversed(list(Settings.model_fields.items())):
         if typing.get_origin(field.annotation) is dict:
             continue  # per-model tables: podium.toml, PODIUM_* JSON, or --ts-config
-        command = click.option(*_flag(name, field), **_option(field))(command)
+        command = click.option(*_flag(name, field), **_option(name, field))(command)
     return command
 
 
@@ -31,9 +32,23 @@ def _flag(name: str, field: FieldInfo) -> list[str]:
     return [flag, name]
 
 
-def _option(field: FieldInfo) -> dict[str, Any]:
+def _help(name: str, field: FieldInfo) -> str:
+    """The field's description as plain text, with its default and environment variable
+    (the option itself defaults to None: unset flags leave the other sources to decide)."""
+    text = (field.description or "").replace("``", "")
+    shown = []
+    default = field.default
+    if default is not None and default is not PydanticUndefined and default not in ([], {}):
+        if isinstance(default, bool):
+            default = f"--{name.replace('_', '-')}" if default else f"--no-{name.replace('_', '-')}"
+        shown.append(f"default: {default}")
+    shown.append(f"env: PODIUM_{name.upper()}")
+    return f"{text} [{'; '.join(shown)}]"
+
+
+def _option(name: str, field: FieldInfo) -> dict[str, Any]:
     annotation = field.annotation
-    options: dict[str, Any] = {"default": None, "help": field.description, "show_default": False}
+    options: dict[str, Any] = {"default": None, "help": _help(name, field), "show_default": False}
     args = [a for a in typing.get_args(annotation) if a is not type(None)]
     if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
         annotation = args[0] if len(args) == 1 else annotation

@@ -329,13 +329,21 @@ class Registry:
         return served
 
     def default_model(self) -> str:
-        """The model ``POST /predict`` serves when none is named."""
+        """The model ``POST /predict`` serves when none is named: ``--default-model``, else
+        the only model; with several and no default, a 400 that lists them and says how
+        to pick (a guess by name order would answer from the wrong model)."""
         wanted = self.settings.default_model
         if wanted:
             return wanted
         if not self.models:
             raise ModelNotFound("No model is loaded")
-        return sorted(self.models)[0]
+        if len(self.models) == 1:
+            return next(iter(self.models))
+        names = ", ".join(sorted(self.models))
+        raise InvalidRequest(
+            f"Several models are served ({names}): name one with ?model=NAME or "
+            "POST /predictions/NAME, or start the server with --default-model NAME"
+        )
 
     def versions(self) -> list[ModelVersion]:
         return [v for versions in self.models.values() for v in versions.values()]

@@ -32,6 +32,7 @@ from podium.errors import (
     PayloadTooLarge,
     PodiumError,
 )
+from podium.frontends.rest.streams import EVENT_STREAM, Framing, framing_for
 from podium.frontends.rest.types import Receive, Scope, Send
 from podium.protocols import NATIVE, TORCHSERVE, native, torchserve
 from podium.protocols.native import parse_payload
@@ -74,7 +75,8 @@ class InferenceEndpoint:
             await send_error(send, error)
             return
         if isinstance(response, Stream):
-            await send_stream(send, response, self.dataplane.parts(served, response))
+            framing = None if served.codec == TORCHSERVE else framing_for(accept_of(scope))
+            await send_stream(send, response, self.dataplane.parts(served, response), framing)
         else:
             await send_response(send, response)
 
@@ -155,15 +157,38 @@ async def send_response(send: Send, response: Answer) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-async def send_stream(send: Send, stream: Stream, parts: AsyncIterator[bytes]) -> None:
-    """A streamed answer, each part as a chunk as it comes. A stream cut short (its worker
-    died, a part came too late, the answer grew too large) is ended without its last chunk,
-    so the client sees it broken rather than complete."""
-    headers = [(b"content-type", stream.content_type.encode("latin-1"))]
-    headers += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in stream.headers]
+def accept_of(scope: Scope) -> str:
+    for name, value in scope["headers"]:
+        if name == b"accept":
+            return str(value.decode("latin-1").lower())
+    return ""
+
+
+async def send_stream(
+    send: Send,
+    stream: Stream,
+    parts: AsyncIterator[bytes],
+    framing: tuple[str, Framing] | None = None,
+) -> None:
+    """A streamed answer, each part as a chunk as it comes: framed (``streams``: NDJSON or
+    server-sent events) or, without ``framing``, as the handler sent it (TorchServe). A
+    stream cut short (its worker died, a part came too late, the answer grew too large) is
+    ended without its last chunk, so the client sees it broken rather than complete."""
+    content_type = framing[0] if framing else stream.content_type
+    headers = [(b"content-type", content_type.encode("latin-1"))]
+    if framing and framing[0] == EVENT_STREAM:
+        headers.append((b"cache-control", b"no-cache"))
+    headers += [
+        (k.encode("latin-1"), v.encode("latin-1"))
+        for k, v in stream.headers
+        if not framing or k.lower() != "content-type"
+    ]
     await send({"type": "http.response.start", "status": stream.status, "headers": headers})
+    frame = framing[1] if framing else None
     try:
         async for part in parts:
+            if frame is not None:
+                part = frame(stream.part_type, part)
             await send({"type": "http.response.body", "body": part, "more_body": True})
     except PodiumError as error:
         log.warning("streamed answer cut short: %s", error.message)

@@ -44,7 +44,8 @@ def run(settings: Settings) -> None:
     check_grpc_port(settings)
     for what, sock in zip(("inference API", "management API"), sockets, strict=False):
         host, port = sock.getsockname()[:2]
-        log.info("%s on http://%s:%d", what, f"[{host}]" if ":" in host else host, port)
+        url = f"http://{f'[{host}]' if ':' in host else host}:{port}"
+        log.info("%s on %s (docs: %s/docs)", what, url, url)
     warn_if_exposed(settings.host, "inference API", guarded=guard is not None)
     app = PodiumApp(settings, token=token, inference_token=guard)
     grpc = grpc_server(app, settings)
