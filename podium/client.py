@@ -17,6 +17,7 @@ import numpy as np
 import orjson
 
 from podium.errors import PodiumError, from_code, from_status
+from podium.parts import EVENT_STREAM, NDJSON, parts
 from podium.protocols.v2 import DATATYPES
 from podium.protocols.v2.answers import tensor
 from podium.protocols.v2.tensors import from_raw, to_raw
@@ -42,15 +43,21 @@ class Client:
         """Send one request: ``bytes`` go as they are, anything else as JSON."""
         return _answer(self._http.send(self._request(model, data, version)))
 
-    def stream(self, model: str, data: Any, *, version: str | None = None) -> Iterator[bytes]:
-        """Send one request and yield its answer's bytes as they arrive: a streaming
-        handler's parts one by one, as the server sends them."""
-        response = self._http.send(self._request(model, data, version), stream=True)
+    def stream(
+        self, model: str, data: Any, *, version: str | None = None, events: bool = False
+    ) -> Iterator[Any]:
+        """Send one request and yield its answer's parts as they arrive: each a JSON value
+        (read from newline-delimited JSON, or from server-sent events with ``events``); an
+        answer that was not streamed is one part; a TorchServe handler's raw chunks are
+        yielded as bytes."""
+        request = self._request(model, data, version)
+        request.headers["accept"] = EVENT_STREAM if events else f"{NDJSON}, application/json"
+        response = self._http.send(request, stream=True)
         try:
             if not response.is_success:
                 response.read()
                 raise _error(response)
-            yield from response.iter_bytes()
+            yield from parts(response)
         finally:
             response.close()
 

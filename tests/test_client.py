@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -33,9 +34,13 @@ def test_client_and_cli_stream_a_streamed_answer(
     make_archive("echo")
     server = start_server()
     with Client(server.url) as client:
-        body = b"".join(client.stream("echo", {"stream": 2}))
-        assert body.startswith(b'{"part":0}{"part":1}{"echo":{"stream":2}')
-        assert b"".join(client.stream("echo", {"a": 1})).startswith(b'{"echo":{"a":1}')
+        for events in (False, True):  # NDJSON, then server-sent events
+            parts = list(client.stream("echo", {"stream": 2}, events=events))
+            assert parts[:2] == [{"part": 0}, {"part": 1}]
+            assert parts[2]["echo"] == {"stream": 2} and len(parts) == 3
+        # An answer that is not streamed is one part.
+        [whole] = client.stream("echo", {"a": 1})
+        assert whole["echo"] == {"a": 1}
         with pytest.raises(ModelNotFound):
             list(client.stream("ghost", 1))
     printed = subprocess.run(
@@ -43,7 +48,8 @@ def test_client_and_cli_stream_a_streamed_answer(
          "--data", '{"stream": 1}', "--url", server.url],
         capture_output=True, check=True,
     )  # fmt: skip
-    assert printed.stdout.startswith(b'{"part":0}{"echo":{"stream":1}')
+    lines = printed.stdout.decode().splitlines()
+    assert lines[0] == '{"part":0}' and json.loads(lines[1])["echo"] == {"stream": 1}
 
 
 def test_unknown_error_codes_fall_back() -> None:

@@ -18,7 +18,9 @@ from podium.errors import PodiumError
 @click.option("--data", required=True, help="JSON text, or @FILE (JSON, or raw bytes if not JSON).")
 @click.option("--version", "version", help="Model version (default: the model's default).")
 @click.option("--url", default="http://127.0.0.1:8080", show_default=True, envvar="PODIUM_URL")
-@click.option("--stream", is_flag=True, help="Print the answer's parts as they arrive, as is.")
+@click.option(
+    "--stream", is_flag=True, help="Print the answer's parts as they arrive, one JSON line each."
+)
 @click.option(
     "--v2",
     is_flag=True,
@@ -49,9 +51,11 @@ def predict(model: str, data: str, version: str | None, url: str, stream: bool, 
             if v2:
                 tensors = client.infer(model, payload, version=version)
                 answer = {name: array.tolist() for name, array in tensors.items()}
-            elif stream:
+            elif stream:  # one line per part, as it arrives
                 for part in client.stream(model, payload, version=version):
-                    sys.stdout.buffer.write(part)
+                    sys.stdout.buffer.write(
+                        part if isinstance(part, bytes) else orjson.dumps(part) + b"\n"
+                    )
                     sys.stdout.flush()
                 return
             else:
