@@ -8,6 +8,8 @@ becomes ``ServerUnreachable`` or ``RequestTimeout`` (``failure``).
 
 from __future__ import annotations
 
+import errno
+import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -184,7 +186,10 @@ def reason(raised: BaseException) -> str:
         return "connection timed out"
     seen: BaseException | None = raised
     while seen is not None:
-        if isinstance(seen, OSError) and seen.strerror:
+        if isinstance(seen, OSError) and seen.errno in errno.errorcode:
+            # The system's words for the code: asyncio says "Connect call failed (...)".
+            return _lower(os.strerror(seen.errno))
+        if isinstance(seen, OSError) and seen.strerror:  # a name that does not resolve
             return _lower(seen.strerror)
         seen = seen.__cause__ or seen.__context__
     return _lower(str(raised)) or type(raised).__name__
