@@ -80,9 +80,12 @@ def connection_options(api: API) -> Callable[[F], F]:
             click.option(
                 "--url",
                 envvar=url_variable,
+                show_envvar=True,
                 help=f"The {api} API [default: from the server's settings].",
             ),
-            click.option("--token", envvar=token_variable, help=f"The {api} token."),
+            click.option(
+                "--token", envvar=token_variable, show_envvar=True, help=f"The {api} token."
+            ),
             click.option(
                 "--token-file",
                 type=click.Path(dir_okay=False, path_type=Path),
@@ -92,6 +95,7 @@ def connection_options(api: API) -> Callable[[F], F]:
                 "--config",
                 type=click.Path(exists=True, dir_okay=False, path_type=Path),
                 envvar="PODIUM_CONFIG",
+                show_envvar=True,
                 help="The server's podium.toml [default: ./podium.toml].",
             ),
             click.option("--debug", is_flag=True, help="Show tracebacks."),
