@@ -186,11 +186,12 @@ def reason(raised: BaseException) -> str:
         return "connection timed out"
     seen: BaseException | None = raised
     while seen is not None:
-        if isinstance(seen, OSError) and seen.errno in errno.errorcode:
-            # The system's words for the code: asyncio says "Connect call failed (...)".
-            return _lower(os.strerror(seen.errno))
-        if isinstance(seen, OSError) and seen.strerror:  # a name that does not resolve
-            return _lower(seen.strerror)
+        if isinstance(seen, OSError):
+            if seen.errno is not None and seen.errno in errno.errorcode:
+                # The system's words for the code: asyncio says "Connect call failed (...)".
+                return _lower(os.strerror(seen.errno))
+            if seen.strerror:  # a name that does not resolve (a negative code)
+                return _lower(seen.strerror)
         seen = seen.__cause__ or seen.__context__
     return _lower(str(raised)) or type(raised).__name__
 
