@@ -174,3 +174,12 @@ def test_management_calls_wait_longer_by_default(tmp_path: Path) -> None:
     client = Client()
     assert (client.timeout, client.management_timeout) == (60.0, 300.0)
     client.close()
+
+
+def test_a_given_inference_token_is_always_enforced() -> None:
+    from podium.frontends.rest.run import inference_token
+    from podium.settings import Settings
+
+    for auth in (True, False):
+        given = Settings(host="127.0.0.1", auth=auth, inference_token="given")
+        assert inference_token(given) == "given"
