@@ -20,6 +20,7 @@ from podium.errors import (
     QueueFull,
     RequestTimeout,
     ResponseTooLarge,
+    ServerUnreachable,
     ServiceUnavailable,
     ShuttingDown,
     Unauthorized,
@@ -29,12 +30,13 @@ from podium.handler import Context, Handler
 from podium.version import __version__
 
 if TYPE_CHECKING:
-    from podium.client import Client
+    from podium.client import AsyncClient, Client
 
 
-# The errors are those a handler raises (InvalidInput) and those the client raises for an
-# error answer, rebuilt from its JSON "type".
+# The errors are those a handler raises (InvalidInput) and those the clients raise: for an
+# error answer, rebuilt from its JSON "type", and for none (ServerUnreachable).
 __all__ = [
+    "AsyncClient",
     "Client",
     "Conflict",
     "Context",
@@ -53,6 +55,7 @@ __all__ = [
     "QueueFull",
     "RequestTimeout",
     "ResponseTooLarge",
+    "ServerUnreachable",
     "ServiceUnavailable",
     "ShuttingDown",
     "Unauthorized",
@@ -62,9 +65,9 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    # The client pulls in httpx; worker processes import podium and never need it.
-    if name == "Client":
-        from podium.client import Client
+    # The clients pull in httpx; worker processes import podium and never need it.
+    if name in ("AsyncClient", "Client"):
+        from podium import client
 
-        return Client
+        return getattr(client, name)
     raise AttributeError(f"module 'podium' has no attribute {name!r}")

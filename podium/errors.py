@@ -18,7 +18,8 @@
     │   ├── WorkerDied              503  the worker holding the request exited
     │   ├── ModelFailed             503  the version's loads failed past its budget
     │   └── ShuttingDown            503  the server is draining
-    ├── RequestTimeout              504  no answer within ``request_timeout``
+    ├── RequestTimeout              504  no answer within ``request_timeout`` (or the client's)
+    ├── ServerUnreachable           503  the client could not reach the server (client side)
     ├── ClientDisconnected          499  the client left; nothing is sent
     ├── ArchiveError                     an archive is corrupt, tampered or unsafe (CLI, store)
     ├── RequirementsError           500  an archive's requirements could not be installed
@@ -161,6 +162,17 @@ class RequestTimeout(PodiumError):
     default_message = "The request timed out"
 
 
+class ServerUnreachable(PodiumError):
+    """Raised by the client (never answered by a server) when no answer could be had: the
+    connection was refused or lost, the name did not resolve. The message names the URL and
+    the reason: ``cannot reach http://127.0.0.1:8080: connection refused``. Its status is
+    503, what a gateway answers for a server it cannot reach, so code that turns Podium's
+    errors into HTTP answers needs no special case."""
+
+    status = 503
+    default_message = "The server cannot be reached"
+
+
 class ClientDisconnected(PodiumError):
     status = 499
     default_message = "The client closed the connection"
@@ -209,6 +221,7 @@ ERRORS_BY_CODE: dict[str, type[PodiumError]] = {
         ModelFailed,
         ShuttingDown,
         RequestTimeout,
+        ServerUnreachable,
         ClientDisconnected,
         ArchiveError,
         RequirementsError,

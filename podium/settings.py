@@ -80,14 +80,16 @@ class Settings(BaseSettings):
     """Where a generated management token is written (mode 0600); a generated inference
     token goes next to it, with the suffix .inference."""
     inference_token: str | None = None
-    """Bearer token for the inference API (required, and generated if unset, whenever the
-    inference API listens beyond loopback and auth is on)."""
+    """Bearer token for the inference API. A given token is always required, on loopback
+    too; unset, one is generated (and written next to token_file) whenever the inference
+    API listens beyond loopback and auth is on."""
     allowed_hosts: list[str] = Field(default_factory=list)
     """Host names requests may carry besides the bound address and, on loopback,
     localhost/127.0.0.1/::1 (others get 421: DNS rebinding); ["*"] turns the check off.
     Beyond loopback, Host is checked only when this is set."""
     auth: bool = True
-    """Require the inference token on a non-loopback address (--no-auth: explicitly not)."""
+    """Require the inference token on a non-loopback address (--no-auth: explicitly not;
+    a given inference_token is required all the same)."""
     allowed_urls: list[str] = Field(default_factory=list)
     """URL prefixes archives may be registered from (empty: registration by URL is off)."""
     max_archive_bytes: int = Field(default=4 * 1024**3, ge=1)

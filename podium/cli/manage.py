@@ -1,72 +1,81 @@
 """The management commands: ``podium models``, ``register``, ``unregister``, ``scale``,
-``set-default``, each one call to the management API."""
+``set-default``, each a ``Client`` management call. On a terminal they print a table or
+the server's status line; with ``--json``, or into a pipe, the answer as JSON."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import click
 import orjson
 
+from podium.cli.connection import Connection, connection_options, reported, to_terminal
 
-def management_options(command: Any) -> Any:
-    """--url, --token and --token-file for the management commands."""
-    command = click.option(
-        "--token",
-        envvar="PODIUM_MANAGEMENT_TOKEN",
-        help="Management token (default: read from --token-file).",
-    )(command)
-    command = click.option(
-        "--token-file",
-        type=click.Path(dir_okay=False, path_type=Path),
-        default=Path("podium-token"),
-        show_default=True,
-        help="File the server wrote its token to.",
-    )(command)
-    return click.option(
-        "--url",
-        "api_url",
-        default="http://127.0.0.1:8081",
-        show_default=True,
-        envvar="PODIUM_MANAGEMENT_URL",
-        help="Management API.",
-    )(command)
+if TYPE_CHECKING:
+    from podium.client import Client
 
 
-def manage(
-    method: str, path: str, api_url: str, token: str | None, token_file: Path, **params: Any
-) -> None:
-    """Call the management API and print its JSON answer (exit 1 on an error)."""
-    import httpx
+def management_command(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The connection options and ``--json``; the command gets a ``Client``."""
 
-    if token is None:
-        try:
-            token = token_file.read_text().strip()
-        except OSError:
-            raise click.ClickException(f"no --token, and {token_file} is not readable") from None
-    query = {key: value for key, value in params.items() if value is not None}
-    headers = {"Authorization": f"Bearer {token}"}
-    try:
-        response = httpx.request(
-            method, api_url.rstrip("/") + path, params=query, headers=headers, timeout=300
-        )
-    except httpx.TransportError as error:
-        raise click.ClickException(f"cannot reach {api_url}: {error}") from None
-    click.echo(orjson.dumps(response.json(), option=orjson.OPT_INDENT_2).decode())
-    if response.is_error:
-        sys.exit(1)
+    def with_client(connection: Connection, as_json: bool, **values: Any) -> None:
+        from podium.client import Client
+
+        with (
+            reported(connection.debug),
+            Client(management_url=connection.url, management_token=connection.token) as client,
+        ):
+            command(client, to_terminal(as_json), **values)
+
+    with_client.__name__, with_client.__doc__ = command.__name__, command.__doc__
+    decorated = connection_options("management")(with_client)
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON, even on a terminal.")(
+        decorated
+    )
+
+
+def show(answer: Any, terminal: bool) -> None:
+    """A status answer: its line on a terminal, else the JSON."""
+    if terminal and isinstance(answer, dict) and "status" in answer:
+        click.echo(answer["status"])
+    else:
+        click.echo(orjson.dumps(answer, option=orjson.OPT_INDENT_2).decode())
 
 
 @click.command()
 @click.argument("model", required=False)
 @click.argument("version", required=False)
-@management_options
-def models(model: str | None, version: str | None, **connection: Any) -> None:
+@management_command
+def models(client: Client, terminal: bool, model: str | None, version: str | None) -> None:
     """List models, or describe one model or version (workers, batching)."""
-    path = "/models" + (f"/{model}" if model else "") + (f"/{version}" if version else "")
-    manage("GET", path, **connection)
+    if model is None:
+        listed = client.models()
+        if not terminal:
+            show({"models": listed}, terminal)
+            return
+        versions = [v for entry in listed for v in client.describe(entry["modelName"])]
+    else:
+        versions = client.describe(model, version)
+        if not terminal:
+            show(versions, terminal)
+            return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("model", "version", "default", "status", "workers", "batch", "queue")
+    for described in versions:
+        workers = described["workers"]
+        table.add_row(
+            described["modelName"],
+            described["modelVersion"],
+            "yes" if described["default"] else "",
+            str(described["status"]) + (f" ({described['error']})" if described["error"] else ""),
+            f"{len(workers)} of {described['minWorkers']}..{described['maxWorkers']}",
+            f"{described['batchSize']} / {described['maxBatchDelay']:g} ms",
+            str(described["queueDepth"]),
+        )
+    Console().print(table)
 
 
 @click.command()
@@ -75,19 +84,19 @@ def models(model: str | None, version: str | None, **connection: Any) -> None:
 @click.option("--initial-workers", type=int, help="Workers to start.")
 @click.option("--batch-size", type=int, help="Override the archive's batch size.")
 @click.option("--max-batch-delay", type=float, help="Override the batch delay (ms).")
-@management_options
-def register(archive_name: str, **options: Any) -> None:
+@management_command
+def register(client: Client, terminal: bool, archive_name: str, **options: Any) -> None:
     """Load an archive of the server's model store (a file name or path inside it)."""
-    manage("POST", "/models", url=archive_name, **options)
+    show(client.register(archive_name, **options), terminal)
 
 
 @click.command()
 @click.argument("model")
 @click.argument("version")
-@management_options
-def unregister(model: str, version: str, **connection: Any) -> None:
+@management_command
+def unregister(client: Client, terminal: bool, model: str, version: str) -> None:
     """Drain and unload one version of a model."""
-    manage("DELETE", f"/models/{model}/{version}", **connection)
+    show(client.unregister(model, version), terminal)
 
 
 @click.command()
@@ -95,19 +104,24 @@ def unregister(model: str, version: str, **connection: Any) -> None:
 @click.argument("version", required=False)
 @click.option("--min-workers", type=int, required=True, help="Workers to keep.")
 @click.option("--max-workers", type=int, help="Workers allowed under load.")
-@management_options
+@management_command
 def scale(
-    model: str, version: str | None, min_workers: int, max_workers: int | None, **connection: Any
+    client: Client,
+    terminal: bool,
+    model: str,
+    version: str | None,
+    min_workers: int,
+    max_workers: int | None,
 ) -> None:
     """Change a version's worker bounds live (no request is dropped)."""
-    path = f"/models/{model}" + (f"/{version}" if version else "")
-    manage("PUT", path, **connection, min_worker=min_workers, max_worker=max_workers)
+    answer = client.scale(model, version, min_workers=min_workers, max_workers=max_workers)
+    show(answer, terminal)
 
 
 @click.command("set-default")
 @click.argument("model")
 @click.argument("version")
-@management_options
-def set_default(model: str, version: str, **connection: Any) -> None:
+@management_command
+def set_default(client: Client, terminal: bool, model: str, version: str) -> None:
     """Send requests without a version to this version."""
-    manage("PUT", f"/models/{model}/{version}/set-default", **connection)
+    show(client.set_default(model, version), terminal)

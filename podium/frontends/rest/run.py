@@ -149,8 +149,9 @@ def management_token(settings: Settings) -> str:
 
 
 def inference_token(settings: Settings) -> str | None:
-    """The inference API's token: needed when it listens beyond loopback, unless auth is
-    turned off; generated and written next to the management token if not given."""
+    """The inference API's token. A given one is always enforced, on loopback and with
+    --no-auth too. Otherwise one is needed when the API listens beyond loopback, unless auth
+    is turned off: generated and written next to the management token (``.inference``)."""
     if settings.inference_token:
         return settings.inference_token
     if is_loopback(settings.host) or not settings.auth:
