@@ -93,9 +93,7 @@ def test_a_syntax_error_is_refused_with_its_line(tmp_path: Path) -> None:
 def test_an_import_error_is_refused_with_its_line(tmp_path: Path) -> None:
     handler = write(tmp_path / "handler.py", "import os\nimport no_such_module_here\n")
     line = refusal(tmp_path, "m", "--handler", handler)
-    assert line == (
-        "handler.py line 2: ModuleNotFoundError: No module named 'no_such_module_here'"
-    )
+    assert line == ("handler.py line 2: ModuleNotFoundError: No module named 'no_such_module_here'")
 
 
 def test_a_module_without_a_handler_is_refused(tmp_path: Path) -> None:
@@ -202,8 +200,7 @@ def test_check_refuses_an_example_the_handler_rejects(tmp_path: Path, iris: Path
     args = ("iris", "--model", str(iris), "--example", example)
     line = refusal(tmp_path, *args, "--check")
     assert line == (
-        "--example failed with status 400: expected one of the fields inputs, instances, "
-        "text, data"
+        "--example failed with status 400: expected one of the fields inputs, instances, text, data"
     )
     # Cheap (a small sklearn model): checked by default too, unless --no-check.
     assert refusal(tmp_path, *args) == line
