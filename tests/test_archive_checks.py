@@ -17,6 +17,7 @@ from sklearn.linear_model import LogisticRegression
 from podium.cli import main
 from tests.conftest import HANDLERS
 from tests.test_example_digits import train_digits
+from tests.test_mar import write_mar
 
 IRIS_ROW = [5.1, 3.5, 1.4, 0.2]
 
@@ -259,3 +260,25 @@ def test_nothing_is_written_when_a_check_fails_after_a_good_archive(
     assert result.exit_code == 2, result.output
     assert first.read_bytes() == before
     assert sorted(p.name for p in first.parent.iterdir()) == [first.name]
+
+
+def test_a_converted_mar_is_kept_without_force(tmp_path: Path) -> None:
+    source = write_mar(
+        tmp_path / "m.mar",
+        {"runtime": "python", "model": {"modelName": "m", "modelVersion": "1", "handler": "h.py"}},
+        {"h.py": b"def handle(data, context):\n    return data\n"},
+    )
+    first = archived(tmp_path, "--from-mar", str(source))
+    before = first.read_bytes()
+    again = run_archive(tmp_path, "--from-mar", str(source))
+    assert again.exit_code == 2, again.output
+    assert again.stderr.strip() == f"Error: {first} exists: use --force to replace it"
+    assert first.read_bytes() == before
+    assert archived(tmp_path, "--from-mar", str(source), "--force") == first
+    assert archived(tmp_path, "--from-mar", str(source), "--version", "2").name == "m-2.podium"
+
+
+def test_no_check_archives_without_running_the_handler(tmp_path: Path) -> None:
+    # For a host without the server's packages: nothing of the archive's code runs.
+    handler = write(tmp_path / "handler.py", "import package_only_on_the_server\n")
+    archived(tmp_path, "m", "--handler", handler, "--no-check")
