@@ -146,12 +146,14 @@ def stage(manifest: Manifest, files: Mapping[str, Path], model_dir: Path) -> Pat
 
 
 def probe_environment() -> dict[str, str]:
-    """The command's environment, with this podium first on the path (the subprocess runs
-    the same code) and one thread per library, as a worker of one core."""
+    """The command's environment, with this podium on the path (the subprocess runs the
+    same code; a site-packages folder is on it already, and must not go before the standard
+    library) and one thread per library, as a worker of one core."""
     environment = dict(os.environ)
     root = str(Path(podium.__file__).resolve().parent.parent)
-    path = environment.get("PYTHONPATH")
-    environment["PYTHONPATH"] = root + (os.pathsep + path if path else "")
+    if Path(root).name not in ("site-packages", "dist-packages"):
+        path = environment.get("PYTHONPATH")
+        environment["PYTHONPATH"] = root + (os.pathsep + path if path else "")
     for name in THREAD_VARIABLES:
         environment.setdefault(name, "1")
     return environment
