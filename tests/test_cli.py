@@ -269,6 +269,7 @@ def test_a_named_transformers_handler_gets_the_options_of_its_folder(
         "bert",
         "--option",
         "task=feature-extraction",
+        "--force",  # the same NAME-VERSION again
     )
     assert explicit["options"] == {"model_dir": "bert", "task": "feature-extraction"}
 
@@ -405,6 +406,8 @@ def test_archive_refuses_a_model_that_cannot_load(
     assert named in refusal(tmp_path, "m", *args.split())
 
 
+HANDLE = b"def handle(data, context):\n    return data\n"
+"""A handler file that imports and has a handler (an empty one is refused)."""
 ACCEPTED: dict[str, tuple[dict[str, bytes], str]] = {
     "eager torch with its class": (
         {"m.safetensors": b"w", "net.py": b"class Net: ...\n"},
@@ -426,11 +429,11 @@ ACCEPTED: dict[str, tuple[dict[str, bytes], str]] = {
         "--extra-files model.safetensors --extra-files vocab.txt",
     ),
     "torchserve with any model file": (
-        {"m.weights": b"w", "h.py": b""},
+        {"m.weights": b"w", "h.py": HANDLE},
         "--handler torchserve --model m.weights --extra-files h.py --option handler=h.py",
     ),
     "own handler with any model file": (
-        {"m.weights": b"w", "h.py": b""},
+        {"m.weights": b"w", "h.py": HANDLE},
         "--handler h.py --model m.weights",
     ),
 }

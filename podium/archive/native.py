@@ -189,13 +189,17 @@ def pack(
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / f"{manifest.name}-{manifest.version}{SUFFIX}"
     partial = target.with_suffix(SUFFIX + ".partial")
-    with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr(MANIFEST_PATH, manifest.model_dump_json(indent=2))
-        for name, source in sorted(files.items()):
-            archive.write(source, name)
-            if on_file is not None:
-                on_file(name, source.stat().st_size)
-    os.replace(partial, target)
+    try:
+        with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+            archive.writestr(MANIFEST_PATH, manifest.model_dump_json(indent=2))
+            for name, source in sorted(files.items()):
+                archive.write(source, name)
+                if on_file is not None:
+                    on_file(name, source.stat().st_size)
+        os.replace(partial, target)
+    except BaseException:
+        partial.unlink(missing_ok=True)  # nothing half-written is left behind
+        raise
     return target
 
 

@@ -9,7 +9,16 @@ from typing import Any
 import click
 import orjson
 
-from podium.archive import BUILTIN_HANDLERS, MAR_SUFFIX, Manifest, collect_files, pack, verify
+from podium.archive import (
+    BUILTIN_HANDLERS,
+    MAR_SUFFIX,
+    SUFFIX,
+    Manifest,
+    collect_files,
+    pack,
+    verify,
+)
+from podium.cli.archive_checks import check_archive, refuse_existing
 from podium.cli.console import console
 from podium.cli.options import SeveralValues, SeveralValuesCommand
 from podium.errors import ArchiveError, PodiumError
@@ -78,8 +87,16 @@ class Refused(click.ClickException):
 @click.option(
     "--example",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="JSON file with an example request.",
+    help="JSON file with an example request (kept in the manifest; see --check).",
 )
+@click.option(
+    "--check/--no-check",
+    default=None,
+    help="Load the model as a worker does and run --example through the handler; refuse "
+    "if it fails. Default: only when cheap (an sklearn, onnx or own handler, files up to "
+    "64 MiB). --no-check also skips importing the handler.",
+)
+@click.option("--force", is_flag=True, help="Replace an existing NAME-VERSION.podium.")
 @click.option(
     "-o",
     "--output",
@@ -100,6 +117,8 @@ def archive(
     warmup: Path | None,
     labels: str | None,
     options: tuple[str, ...],
+    check: bool | None,
+    force: bool,
     output: Path,
     **settings: Any,
 ) -> None:
@@ -108,11 +127,15 @@ def archive(
     A built-in handler's options (a transformers folder's model_dir and task) come from
     --model, whether --handler is named or detected; --option wins over them. A model that
     cannot load (a handler that contradicts it, a missing or unknown model file, a
-    transformers folder without config.json, weights or tokenizer) is refused. NAME goes
-    before --extra-files or after another option: the files run to the next option.
+    transformers folder without config.json, weights or tokenizer) is refused, and so are a
+    handler that does not import or is not there, --labels that do not count the model's
+    classes, an --example the handler fails (see --check) and an existing archive (unless
+    --force). NAME goes before --extra-files or after another option: the files run to the
+    next option.
     """
     if from_mar is not None:
-        _convert(from_mar, name, output, {k: v for k, v in settings.items() if v is not None})
+        overrides = {k: v for k, v in settings.items() if v is not None}
+        _convert(from_mar, name, output, overrides, force)
         return
     if name is None:
         raise click.UsageError(
@@ -144,6 +167,11 @@ def archive(
         raise click.ClickException(error.message) from None
     except (ValueError, orjson.JSONDecodeError) as error:
         raise click.ClickException(str(error).splitlines()[0]) from None
+    try:
+        refuse_existing(output / f"{manifest.name}-{manifest.version}{SUFFIX}", force)
+        check_archive(manifest, files, check)
+    except ArchiveError as error:
+        raise Refused(error.message) from None
     from rich.progress import Progress
 
     with Progress(console=console, transient=True) as progress:
@@ -153,13 +181,20 @@ def archive(
     click.echo(str(target))
 
 
-def _convert(mar_path: Path, name: str | None, output: Path, overrides: dict[str, Any]) -> None:
+def _convert(
+    mar_path: Path, name: str | None, output: Path, overrides: dict[str, Any], force: bool
+) -> None:
     from podium.archive import mar
 
     try:
         manifest = mar.read_manifest(mar_path)
         if name is not None and name != manifest.name:
             raise click.UsageError(f"{mar_path.name} holds model {manifest.name!r}, not {name!r}")
+        version = overrides.get("version", manifest.version)
+        try:
+            refuse_existing(output / f"{manifest.name}-{version}{SUFFIX}", force)
+        except ArchiveError as error:
+            raise Refused(error.message) from None
         target = mar.convert(mar_path, output, overrides=overrides)
     except PodiumError as error:
         raise click.ClickException(error.message) from None

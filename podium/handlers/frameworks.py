@@ -3,6 +3,8 @@
 ``podium archive`` asks before it packs anything, so that an archive that could never load
 is refused in one line instead of failing in every worker. Everything is told from names,
 sizes and a transformers ``config.json``: nothing is imported and no model is loaded.
+``stated_classes`` tells how many classes a model has where this is written down (a
+transformers ``config.json``, a torch ``signature``), for ``--labels`` to be checked against.
 
     model.onnx                                   → onnx
     model.pt2 / .pt / .pth / .torchscript        → torch
@@ -171,3 +173,43 @@ def _check_model_folder(options: Mapping[str, Any], files: Mapping[str, Path]) -
         raise ArchiveError(f"no PyTorch weights in {where}: {' or '.join(WEIGHTS[::2])}")
     if names.isdisjoint(TOKENIZER_FILES):
         raise ArchiveError(f"no tokenizer files in {where}: {', '.join(TOKENIZER_FILES[:3])}, ...")
+
+
+def stated_classes(
+    handler: str, options: Mapping[str, Any], files: Mapping[str, Path]
+) -> int | None:
+    """How many classes a model has, where its files or options say without loading it:
+    a text-classification folder's ``config.json`` (``id2label``, else ``num_labels``), or
+    the width of a torch ``signature`` output (option ``output``, else the first)."""
+    if handler == "transformers" and options.get("task", "text-classification") == (
+        "text-classification"
+    ):
+        folder = PurePosixPath(str(options.get("model_dir", ".")))
+        prefix = "" if folder == PurePosixPath(".") else f"{folder}/"
+        if f"{prefix}config.json" not in files:
+            return None
+        config = read_config(files[f"{prefix}config.json"])
+        id2label, count = config.get("id2label"), config.get("num_labels")
+        if isinstance(id2label, dict) and id2label:
+            return len(id2label)
+        return count if isinstance(count, int) and count > 0 else None
+    if handler == "torch":
+        return _signature_width(options)
+    return None
+
+
+def _signature_width(options: Mapping[str, Any]) -> int | None:
+    from podium.handlers.specs import read_signature
+
+    try:
+        outputs = read_signature(options.get("signature"), "outputs")
+    except ValueError as error:
+        raise ArchiveError(f"option signature: {error}") from None
+    if not outputs:
+        return None
+    wanted = options.get("output")
+    chosen = next((spec for spec in outputs if spec.name == str(wanted)), None)
+    if wanted is not None and chosen is None:
+        raise ArchiveError(f'option "output": the signature has no output "{wanted}"')
+    shape = (chosen or outputs[0]).shape
+    return shape[1] if shape is not None and len(shape) == 2 and shape[1] else None
