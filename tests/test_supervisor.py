@@ -106,10 +106,12 @@ def test_a_model_still_retrying_its_loads_keeps_ping_unhealthy(
     make_archive("echo", options={"fail_load": True})
     # (once its budget of failed loads is spent it is failed instead: tests/test_pool.py)
     server = start_server("--max-load-failures", "1000", ready=False)
-    time.sleep(0.5)
+    deadline = time.monotonic() + 15  # the first load fails within a second; slower if loaded
+    while time.monotonic() < deadline and "refuses to load" not in server.log.read_text():
+        time.sleep(0.1)
+    assert "refuses to load" in server.log.read_text()
     assert server.http.get("/ping").status_code == 503
     assert server.post("/predictions/echo", {"x": 1}).status_code == 503
-    assert "refuses to load" in server.log.read_text()
 
 
 def test_sigterm_drains_in_flight_requests(
