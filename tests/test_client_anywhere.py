@@ -48,7 +48,8 @@ def test_client_sends_the_tokens(server: Server) -> None:
     with guarded as client:
         assert client.ping()
         assert client.predict("echo", {"a": 1})["echo"] == {"a": 1}
-        assert list(client.stream("echo", {"stream": 1}))[0] == {"part": 0}
+        streamed = list(client.stream("echo", {"stream": 1}))
+        assert streamed[0] == {"part": 0} and streamed[1]["echo"] == {"stream": 1}
         assert client.infer("echo", {"x": np.ones((1, 2), np.float32)})
         assert client.models() == [{"modelName": "echo", "modelUrl": "echo/1.0"}]
         assert client.register("echo-2.0.podium", batch_size=4)["status"].startswith("Model echo")
