@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -22,14 +22,23 @@ from podium.core.registry import Registry
 from podium.errors import ServiceUnavailable, ShuttingDown
 from podium.frontends.rest.errors import json_errors
 from podium.frontends.rest.hosts import guard_hosts
-from podium.frontends.rest.inference import (
-    InferenceEndpoint,
-    documented_body,
-    is_inference,
-    native_request,
-)
+from podium.frontends.rest.inference import InferenceEndpoint, is_inference, native_request
 from podium.frontends.rest.management import TokenGuard, build_management
+from podium.frontends.rest.openapi import (
+    DOCS_PATHS,
+    INFERENCE_ANSWER,
+    INFERENCE_BODY,
+    RETRY_AFTER,
+    STATIC_PREFIX,
+    Document,
+    add_model_examples,
+    errors,
+    honest,
+    serve_docs,
+)
+from podium.frontends.rest.schemas import Health
 from podium.frontends.rest.types import ASGIApp, Receive, Scope, Send
+from podium.frontends.rest.v2 import SCHEMAS as V2_SCHEMAS
 from podium.frontends.rest.v2 import V2Endpoint, is_v2
 from podium.frontends.rest.v2 import document as document_v2
 from podium.observability.prometheus import exposition
@@ -37,6 +46,12 @@ from podium.settings import Settings
 from podium.version import __version__
 
 log = logging.getLogger("podium.server")
+
+Endpoint = Callable[..., Any]
+Decorator = Callable[[Endpoint], Endpoint]
+
+OPEN_PATHS = frozenset({"/ping", *DOCS_PATHS})
+"""What an inference token guard lets through (with the docs' static assets)."""
 
 
 class PodiumApp:
@@ -65,9 +80,10 @@ class PodiumApp:
             self.management = guard_hosts(
                 self.management, settings.management_host, settings.allowed_hosts
             )
-        # Beyond loopback the inference side is guarded too (/ping stays open for probes).
+        # Beyond loopback the inference side is guarded too (/ping stays open for probes,
+        # the docs for browsers: the document then names no model).
         public: ASGIApp = (
-            TokenGuard(self.route_public, inference_token, frozenset({"/ping"}))
+            TokenGuard(self.route_public, inference_token, OPEN_PATHS, (STATIC_PREFIX,))
             if inference_token
             else self.route_public
         )
@@ -118,11 +134,39 @@ def build_api(app: PodiumApp) -> FastAPI:
         version=__version__,
         description="Model inference API. Management lives on its own port.",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
 
     json_errors(api)
+    serve_docs(api)
 
-    @api.get("/ping", tags=["health"], summary="Healthy once every model has its workers")
+    def examples(document: Document) -> None:
+        registry = app.registry
+        served = [registry.resolve(name) for name in sorted(registry.models)]
+        found = {v.name: v.manifest.example for v in served if v.manifest.example is not None}
+        add_model_examples(document, [v.name for v in served], found)
+
+    # Behind an inference token the document is open but names no model.
+    honest(
+        api,
+        open_paths=OPEN_PATHS if app.inference_token else None,
+        schemas=V2_SCHEMAS,
+        extend=None if app.inference_token else examples,
+        generation=lambda: app.registry.generation,
+    )
+    health: dict[int | str, dict[str, Any]] = {
+        200: {"model": Health, "description": "Every model version ready (or failed for good)"},
+        503: {"model": Health, "description": "Still loading", "headers": RETRY_AFTER},
+    }
+
+    @api.get(
+        "/ping",
+        tags=["health"],
+        summary="Healthy once every model has its workers",
+        response_class=Response,
+        responses=health,
+    )
     async def ping() -> Response:
         """Healthy once every model version is ready or failed for good (a failed version
         is listed under ``failed`` with its reason; ``--strict-health`` makes it unhealthy)."""
@@ -135,36 +179,73 @@ def build_api(app: PodiumApp) -> FastAPI:
         error = ServiceUnavailable("Not every model has its minimum of ready workers")
         return JSONResponse(body, 503, headers=error.headers())
 
-    @api.get("/metrics", tags=["health"], summary="Prometheus metrics")
+    text_format = {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}}
+    metrics_answer = {"description": "Prometheus text format", "content": text_format}
+
+    @api.get(
+        "/metrics",
+        tags=["health"],
+        summary="Prometheus metrics",
+        response_class=Response,
+        responses={200: metrics_answer},
+    )
     async def metrics() -> Response:
         return Response(exposition(app.registry.samples()), media_type=CONTENT_TYPE_LATEST)
 
     # The inference routes below are answered by InferenceEndpoint before FastAPI sees
     # them; these definitions document them and serve the same answers if reached.
-    async def predict_through_api(request: Request, model: str, version: str | None) -> Response:
+    async def predict_through_api(
+        request: Request, model: str, version: str | None, explain: bool = False
+    ) -> Response:
         served = app.dataplane.resolve(model, version)
         body = await request.body()
         content_type = request.headers.get("content-type", "").lower()
-        payload = native_request(served, request.scope, body, content_type, explain=False)
+        payload = native_request(served, request.scope, body, content_type, explain)
         answer = await app.dataplane.infer(served, payload)
         status, content_type, body, extra = await app.dataplane.whole(served, answer)
         return Response(body, status, headers=dict(extra), media_type=content_type)
 
-    inference_doc: dict[str, Any] = {"requestBody": documented_body()}
+    answers = {200: INFERENCE_ANSWER, **errors(400, 404, 413, 500, 503, 504)}
 
-    @api.post("/predictions/{model}", tags=["inference"], openapi_extra=inference_doc)
+    def inference_route(path: str, summary: str, *methods: str) -> Decorator:
+        def add(endpoint: Endpoint) -> Endpoint:
+            # A route per method: FastAPI names a route's operations after its first one.
+            for method in methods or ("POST", "PUT"):
+                api.add_api_route(
+                    path,
+                    endpoint,
+                    methods=[method],
+                    tags=["inference"],
+                    summary=summary,
+                    response_class=Response,
+                    responses=answers,
+                    openapi_extra={"requestBody": INFERENCE_BODY},
+                )
+            return endpoint
+
+        return add
+
+    @inference_route("/predictions/{model}", "Run the model's default version")
     async def predictions(request: Request, model: str) -> Response:
-        """Run the model's default version on one request (JSON or raw bytes)."""
+        """One request (JSON or raw bytes) to the model's default version."""
         return await predict_through_api(request, model, None)
 
-    @api.post("/predictions/{model}/{version}", tags=["inference"], openapi_extra=inference_doc)
+    @inference_route("/predictions/{model}/{version}", "Run one version of the model")
     async def predictions_version(request: Request, model: str, version: str) -> Response:
-        """Run one version of the model."""
         return await predict_through_api(request, model, version)
 
-    @api.post("/predict", tags=["inference"], openapi_extra=inference_doc)
+    @inference_route("/explanations/{model}", "Explain (a TorchServe handler's explain_handle)")
+    async def explanations(request: Request, model: str) -> Response:
+        """404 for a model not served by a TorchServe handler."""
+        return await predict_through_api(request, model, None, explain=True)
+
+    @inference_route("/explanations/{model}/{version}", "Explain with one version")
+    async def explanations_version(request: Request, model: str, version: str) -> Response:
+        return await predict_through_api(request, model, version, explain=True)
+
+    @inference_route("/predict", "Run the default model", "POST")
     async def predict(request: Request, model: str | None = None) -> Response:
-        """Run the default model (or ``?model=NAME``): ``{"text": "..."}`` in."""
+        """The default model (or ``?model=NAME``): ``{"text": "..."}`` in."""
         return await predict_through_api(request, model or app.registry.default_model(), None)
 
     document_v2(api, app.v2)

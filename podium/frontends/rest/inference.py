@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Callable
-from typing import Any
 from urllib.parse import parse_qs
 
 import orjson
@@ -207,14 +206,3 @@ async def send_error(send: Send, error: PodiumError) -> None:
     ]
     await send({"type": "http.response.start", "status": error.status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
-
-
-def documented_body() -> dict[str, Any]:
-    """OpenAPI request body shared by the inference routes."""
-    return {
-        "required": True,
-        "content": {
-            "application/json": {"schema": {}, "example": {"text": "정말 재밌게 잘봤습니다!"}},
-            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
-        },
-    }

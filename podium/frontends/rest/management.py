@@ -8,7 +8,9 @@
     POST   /token                           rotate the token (written to the token file)
     PUT    /models/{m}/{v}/set-default      route version-less requests to {v}
 
-Every route, DELETE included, needs ``Authorization: Bearer <token>``.
+Every route, DELETE included, needs ``Authorization: Bearer <token>``; the docs
+(``/docs``, ``/redoc``, their assets and ``/openapi.json``, which names no model) load
+without it, and Swagger UI's Authorize button takes it for the calls made from the page.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ from podium.core.fetch import discard_on_failure, download
 from podium.core.registry import ModelVersion, Registry
 from podium.errors import Forbidden, InvalidRequest, Unauthorized
 from podium.frontends.rest.errors import json_errors
+from podium.frontends.rest.openapi import DOCS_PATHS, STATIC_PREFIX, errors, honest, serve_docs
+from podium.frontends.rest.schemas import ModelDescription, ModelList, Status, Token
 from podium.frontends.rest.token_file import write_secret
 from podium.frontends.rest.types import ASGIApp, Receive, Scope, Send
 from podium.protocols import TORCHSERVE, torchserve
@@ -43,19 +47,30 @@ log = logging.getLogger("podium.management")
 class TokenGuard:
     """Answers 401 to any request without the bearer token, before any routing.
 
-    Paths in ``open_paths`` (health checks) pass without it.
+    Paths in ``open_paths`` (health checks, the docs) and under ``open_prefixes`` (the
+    docs' static assets) pass without it.
     """
 
-    def __init__(self, app: ASGIApp, token: str, open_paths: frozenset[str] = frozenset()) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        token: str,
+        open_paths: frozenset[str] = frozenset(),
+        open_prefixes: tuple[str, ...] = (),
+    ) -> None:
         self.app = app
         self.open_paths = open_paths
+        self.open_prefixes = open_prefixes
         self.rotate(token)
+
+    def is_open(self, path: str) -> bool:
+        return path in self.open_paths or path.startswith(self.open_prefixes)
 
     def rotate(self, token: str) -> None:
         self.expected = token.encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] not in self.open_paths:
+        if scope["type"] == "http" and not self.is_open(scope["path"]):
             given = dict(scope["headers"]).get(b"authorization", b"")
             if not bearer_matches(given, self.expected):
                 response = JSONResponse(
@@ -78,11 +93,20 @@ def build_management(registry: Registry, token: str, token_file: Path | None = N
 
     ``POST /token`` rotates it (the new one is also written to ``token_file``).
     """
-    api = FastAPI(title="Podium management", version=__version__)
-    guard = TokenGuard(api, token)
+    api = FastAPI(
+        title="Podium management",
+        version=__version__,
+        description="TorchServe-compatible management API. Every call needs the bearer "
+        "token (Authorize); these docs load without it.",
+        docs_url=None,
+        redoc_url=None,
+    )
+    guard = TokenGuard(api, token, DOCS_PATHS, (STATIC_PREFIX,))
     settings = registry.settings
+    serve_docs(api)
+    honest(api, open_paths=DOCS_PATHS)
 
-    @api.post("/token")
+    @api.post("/token", response_model=None, responses={200: {"model": Token}})
     async def rotate_token() -> dict[str, str]:
         fresh = secrets.token_urlsafe(32)
         if token_file is not None:
@@ -92,7 +116,7 @@ def build_management(registry: Registry, token: str, token_file: Path | None = N
 
     json_errors(api)
 
-    @api.get("/models")
+    @api.get("/models", response_model=None, responses={200: {"model": ModelList}})
     async def list_models(
         limit: Annotated[int, Query(ge=1, le=1000)] = PAGE_LIMIT,
         next_page_token: Annotated[int, Query(ge=0)] = 0,
@@ -106,19 +130,31 @@ def build_management(registry: Registry, token: str, token_file: Path | None = N
             body["nextPageToken"] = str(next_page_token + limit)
         return body
 
-    @api.get("/models/{model}")
+    described: dict[int | str, dict[str, Any]] = {
+        200: {"model": list[ModelDescription]},
+        **errors(404, 500, 503, 504),  # customized=true asks the handler
+    }
+
+    @api.get("/models/{model}", response_model=None, responses=described)
     async def describe_model(model: str, customized: bool = False) -> list[dict[str, Any]]:
         registry.resolve(model)
         versions = list(registry.models[model].values())
         return [await describe_with(registry, v, customized) for v in versions]
 
-    @api.get("/models/{model}/{version}")
+    @api.get("/models/{model}/{version}", response_model=None, responses=described)
     async def describe_version(
         model: str, version: str, customized: bool = False
     ) -> list[dict[str, Any]]:
         return [await describe_with(registry, registry.resolve(model, version), customized)]
 
-    @api.post("/models")
+    @api.post(
+        "/models",
+        responses={
+            200: {"model": Status, "description": "Registered and ready (synchronous)"},
+            202: {"model": Status, "description": "Registration started (synchronous=false)"},
+            **errors(400, 403, 409, 500, 503, 504),
+        },
+    )
     async def register(
         url: str,
         model_name: str | None = None,
@@ -177,7 +213,13 @@ def build_management(registry: Registry, token: str, token_file: Path | None = N
         served = await work
         return JSONResponse({"status": f"Model {served.name} version {served.version} registered"})
 
-    @api.put("/models/{model}")
+    scaled: dict[int | str, dict[str, Any]] = {
+        200: {"model": Status, "description": "Scaled (synchronous)"},
+        202: {"model": Status, "description": "Scaling started (synchronous=false)"},
+        **errors(400, 404, 500, 503),
+    }
+
+    @api.put("/models/{model}", responses=scaled)
     async def scale_default(
         model: str,
         min_worker: Annotated[int, Query(ge=0, le=64)] = 1,
@@ -186,7 +228,7 @@ def build_management(registry: Registry, token: str, token_file: Path | None = N
     ) -> Response:
         return await scale(registry.resolve(model), min_worker, max_worker, synchronous)
 
-    @api.put("/models/{model}/{version}")
+    @api.put("/models/{model}/{version}", responses=scaled)
     async def scale_version(
         model: str,
         version: str,
@@ -196,12 +238,20 @@ def build_management(registry: Registry, token: str, token_file: Path | None = N
     ) -> Response:
         return await scale(registry.resolve(model, version), min_worker, max_worker, synchronous)
 
-    @api.delete("/models/{model}/{version}")
+    @api.delete(
+        "/models/{model}/{version}",
+        response_model=None,
+        responses={200: {"model": Status}, **errors(404, 409)},
+    )
     async def unregister(model: str, version: str) -> dict[str, str]:
         await registry.unregister(model, version)
         return {"status": f"Model {model} version {version} unregistered"}
 
-    @api.put("/models/{model}/{version}/set-default")
+    @api.put(
+        "/models/{model}/{version}/set-default",
+        response_model=None,
+        responses={200: {"model": Status}, **errors(404)},
+    )
     async def set_default(model: str, version: str) -> dict[str, str]:
         registry.set_default(model, version)
         return {"status": f"Default version of {model} is {version}"}

@@ -30,6 +30,19 @@ from podium.errors import (
     PodiumError,
 )
 from podium.frontends.rest.inference import read_body, send_response
+from podium.frontends.rest.openapi import RETRY_AFTER, errors
+from podium.frontends.rest.schemas import (
+    InferenceRequest as InferenceRequestSchema,
+)
+from podium.frontends.rest.schemas import (
+    InferenceResponse,
+    Live,
+    MetadataModelResponse,
+    MetadataServerResponse,
+    ModelReady,
+    Ready,
+    V2Error,
+)
 from podium.frontends.rest.types import Receive, Scope, Send
 from podium.protocols import V2
 from podium.protocols.v2.metadata import server_metadata
@@ -38,6 +51,10 @@ from podium.types import Answer, InferenceRequest
 
 PREFIX = "/v2"
 JSON = "application/json"
+BINARY = "application/octet-stream"
+SCHEMAS = (InferenceRequestSchema, InferenceResponse)
+"""Models the documented routes name by reference (the app adds them to its document)."""
+Answers = dict[int | str, dict[str, Any]]
 HEADER_LENGTH = b"inference-header-content-length"
 
 
@@ -160,7 +177,7 @@ def document(api: FastAPI, endpoint: V2Endpoint) -> None:
             "required": True,
             "content": {
                 JSON: {
-                    "schema": {"type": "object", "required": ["inputs"]},
+                    "schema": {"$ref": "#/components/schemas/InferenceRequest"},
                     "example": {
                         "id": "1",
                         "inputs": [
@@ -168,27 +185,72 @@ def document(api: FastAPI, endpoint: V2Endpoint) -> None:
                         ],
                     },
                 },
-                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+                BINARY: {
+                    "schema": {"type": "string", "format": "binary"},
+                    "description": "The binary tensor data extension: the JSON request, then "
+                    "the tensors' bytes; the JSON's length in Inference-Header-Content-Length",
+                },
             },
         }
     }
-    routes: list[tuple[str, str, str, dict[str, Any] | None]] = [
-        ("/v2", "GET", "Server metadata: name, version, extensions", None),
-        ("/v2/health/live", "GET", "Live: 200 while the server runs", None),
-        ("/v2/health/ready", "GET", "Ready: 200 once every model is ready (else 503)", None),
-        ("/v2/models/{model}", "GET", "Model metadata: inputs, outputs, platform", None),
-        ("/v2/models/{model}/versions/{version}", "GET", "One version's metadata", None),
-        ("/v2/models/{model}/ready", "GET", "200 once the model is ready (else 503)", None),
-        ("/v2/models/{model}/versions/{version}/ready", "GET", "One version's readiness", None),
-        ("/v2/models/{model}/infer", "POST", "Inference (JSON or binary tensors)", infer_body),
+    inferred: dict[str, Any] = {
+        "description": "The outputs (as binary tensor data when the request asked for it)",
+        "content": {
+            JSON: {"schema": {"$ref": "#/components/schemas/InferenceResponse"}},
+            BINARY: {"schema": {"type": "string", "format": "binary"}},
+        },
+    }
+    unready = {"description": "Not ready", "headers": RETRY_AFTER}
+    no_model = errors(404, model=V2Error)
+    routes: list[tuple[str, str, str, dict[str, Any] | None, Answers]] = [
+        ("/v2", "GET", "Server metadata", None, {200: {"model": MetadataServerResponse}}),
+        ("/v2/health/live", "GET", "Live: 200 while the server runs", None, {200: {"model": Live}}),
+        (
+            "/v2/health/ready",
+            "GET",
+            "Ready: 200 once every model is ready (else 503)",
+            None,
+            {200: {"model": Ready}, 503: {"model": Ready, "description": "Not ready"}},
+        ),
+        (
+            "/v2/models/{model}",
+            "GET",
+            "Model metadata: inputs, outputs, platform",
+            None,
+            {200: {"model": MetadataModelResponse}, **no_model},
+        ),
+        (
+            "/v2/models/{model}/versions/{version}",
+            "GET",
+            "One version's metadata",
+            None,
+            {200: {"model": MetadataModelResponse}, **no_model},
+        ),
+        (
+            "/v2/models/{model}/ready",
+            "GET",
+            "200 once the model is ready (else 503)",
+            None,
+            {200: {"model": ModelReady}, 503: {"model": ModelReady, **unready}, **no_model},
+        ),
+        (
+            "/v2/models/{model}/versions/{version}/ready",
+            "GET",
+            "One version's readiness",
+            None,
+            {200: {"model": ModelReady}, 503: {"model": ModelReady, **unready}, **no_model},
+        ),
+        ("/v2/models/{model}/infer", "POST", "Inference (JSON or binary tensors)", infer_body, {}),
         (
             "/v2/models/{model}/versions/{version}/infer",
             "POST",
             "Inference on one version",
             infer_body,
+            {},
         ),
     ]
-    for path, method, summary, extra in routes:
+    infer_answers = {200: inferred, **errors(400, 404, 413, 500, 503, 504, model=V2Error)}
+    for path, method, summary, extra, answers in routes:
         parameters = [
             {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
             for name in ("model", "version")
@@ -200,5 +262,7 @@ def document(api: FastAPI, endpoint: V2Endpoint) -> None:
             methods=[method],
             tags=["v2"],
             summary=summary,
+            response_class=Response,
+            responses=answers or infer_answers,
             openapi_extra={**(extra or {}), "parameters": parameters} if parameters else extra,
         )
