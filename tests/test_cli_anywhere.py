@@ -3,6 +3,7 @@ flags), send its tokens, and fail in one line."""
 
 from __future__ import annotations
 
+import json
 import os
 import pty
 import subprocess
@@ -236,3 +237,38 @@ def on_terminal(args: list[str], cwd: Path) -> str:
         os.close(primary)
         if secondary >= 0:
             os.close(secondary)
+
+
+def test_serve_reads_a_podium_toml_elsewhere_and_the_commands_follow(tmp_path: Path) -> None:
+    """``podium serve --config`` in another folder: paths in podium.toml are relative to it,
+    the generated management token lands beside it, and ``--config`` finds it again."""
+    folder = tmp_path / "site"
+    manifest = Manifest(name="echo", handler="echo.py:EchoHandler")
+    pack(manifest, {"echo.py": HANDLERS / "echo.py"}, folder / "store")
+    port, management_port = free_port(), free_port()
+    config = folder / "podium.toml"
+    config.write_text(
+        f'model_store = "store"\nport = {port}\nmanagement_port = {management_port}\n'
+        "grpc_port = 0\n"
+    )
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    log = tmp_path / "server.log"
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "podium.cli", "serve", "--config", str(config)],
+            cwd=elsewhere,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            env=clean_environment(),
+        )
+    server = Server(process, f"http://127.0.0.1:{port}", log, f"http://127.0.0.1:{management_port}")
+    try:
+        server.wait_ready()
+        assert (folder / "podium-token").is_file()
+        assert not (elsewhere / "podium-token").exists()
+        listed = podium("models", "--config", str(config), "--json", cwd=tmp_path)
+        assert listed.returncode == 0, listed.stderr
+        assert json.loads(listed.stdout)["models"][0]["modelName"] == "echo"
+    finally:
+        server.stop()

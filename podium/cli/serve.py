@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tomllib
 import types
 import typing
 from pathlib import Path
@@ -10,6 +12,7 @@ from typing import Any, Literal
 import click
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
+from pydantic_settings import SettingsConfigDict
 
 from podium.cli.console import console
 from podium.errors import PodiumError
@@ -65,9 +68,11 @@ def _option(name: str, field: FieldInfo) -> dict[str, Any]:
     return options
 
 
-def build_settings(values: dict[str, Any], ts_config: Path | None = None) -> Settings:
+def build_settings(
+    values: dict[str, Any], ts_config: Path | None = None, config: Path | None = None
+) -> Settings:
     """Flags given on the command line win over a TorchServe config.properties, which wins
-    over PODIUM_* variables and podium.toml."""
+    over PODIUM_* variables and podium.toml (``config``, else ./podium.toml)."""
     given = {k: v for k, v in values.items() if v is not None and v != ()}
     if ts_config is not None:
         from podium.compat.torchserve.config import read_settings
@@ -83,9 +88,41 @@ def build_settings(values: dict[str, Any], ts_config: Path | None = None) -> Set
             )
         given = {**translated, **given}
     try:
-        return Settings(**given)
+        if config is None:
+            return Settings(**given)
+        return configured(config)(**{**config_paths(config), **given})
     except ValueError as error:
         raise click.ClickException(str(error)) from None
+
+
+def configured(config: Path) -> type[Settings]:
+    """``Settings`` reading its podium.toml from ``config``."""
+
+    class ConfiguredSettings(Settings):
+        model_config = SettingsConfigDict(**{**Settings.model_config, "toml_file": config})
+
+    return ConfiguredSettings
+
+
+def config_paths(config: Path) -> dict[str, Path]:
+    """The folders and files a podium.toml names, relative to its own folder (as if the
+    server ran there; the CLI's commands find the token file the same way), unless a
+    PODIUM_* variable sets them; ``token_file`` defaults to one beside podium.toml."""
+    try:
+        table = tomllib.loads(config.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as error:
+        raise click.ClickException(f"{config}: {error}") from None
+    folder = config.absolute().parent
+    found: dict[str, Path] = {"token_file": folder / Settings.model_fields["token_file"].default}
+    for name, field in Settings.model_fields.items():
+        if f"PODIUM_{name.upper()}" in os.environ or name not in table:
+            continue
+        if Path in (field.annotation, *typing.get_args(field.annotation)):
+            path = Path(str(table[name]))
+            found[name] = path if path.is_absolute() else folder / path
+    if "PODIUM_TOKEN_FILE" in os.environ:
+        found.pop("token_file")
+    return found
 
 
 @click.command()
@@ -95,11 +132,18 @@ def build_settings(values: dict[str, Any], ts_config: Path | None = None) -> Set
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="A TorchServe config.properties to read (flags given here win over it).",
 )
-def serve(ts_config: Path | None, **values: Any) -> None:
+@click.option(
+    "--config",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    envvar="PODIUM_CONFIG",
+    help="The podium.toml to read (paths in it are relative to its folder) "
+    "[default: ./podium.toml; env: PODIUM_CONFIG].",
+)
+def serve(ts_config: Path | None, config: Path | None, **values: Any) -> None:
     """Serve the models of a model store."""
     from podium.frontends.rest import run
 
-    settings = build_settings(values, ts_config)
+    settings = build_settings(values, ts_config, config)
     if not settings.model_store.is_dir():
         raise click.ClickException(f"model store {settings.model_store} is not a folder")
     run(settings)
