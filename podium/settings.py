@@ -142,6 +142,13 @@ class Settings(BaseSettings):
     """Put tracebacks in 500 answers and log at debug level."""
     access_log: bool = False
     """Log every request (uvicorn's access log)."""
+    prediction_log: Path | None = None
+    """SQLite file that records a sample of requests and their answers (podium log reads
+    it; unset: off)."""
+    prediction_log_sampling: float = Field(default=1.0, ge=0, le=1)
+    """Share of requests the prediction log records (0 to 1)."""
+    prediction_log_max_bytes: int = Field(default=256 * 1024**2, ge=1)
+    """Size past which the prediction log is renamed to PATH.1 and a new one started."""
     work_dir: Path | None = None
     """Where archives are unpacked (a private temporary folder when unset)."""
     install_requirements: bool = False

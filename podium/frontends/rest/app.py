@@ -16,6 +16,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
+from starlette.concurrency import run_in_threadpool
 
 from podium.core.dataplane import DataPlane
 from podium.core.registry import Registry
@@ -41,6 +42,7 @@ from podium.frontends.rest.types import ASGIApp, Receive, Scope, Send
 from podium.frontends.rest.v2 import SCHEMAS as V2_SCHEMAS
 from podium.frontends.rest.v2 import V2Endpoint, is_v2
 from podium.frontends.rest.v2 import document as document_v2
+from podium.observability.predictions import PredictionLog
 from podium.observability.prometheus import exposition
 from podium.settings import Settings
 from podium.version import __version__
@@ -68,13 +70,26 @@ class PodiumApp:
         self.inference_token = inference_token
         self.registry = registry or Registry(settings)
         self.dataplane = DataPlane(self.registry)
+        self.predictions = (
+            PredictionLog(
+                settings.prediction_log,
+                settings.prediction_log_sampling,
+                settings.prediction_log_max_bytes,
+            )
+            if settings.prediction_log is not None
+            else None
+        )
+        if self.predictions is not None:
+            self.dataplane.observers.append(self.predictions)
         self.inference = InferenceEndpoint(self.dataplane, settings.max_body_bytes)
         self.v2 = V2Endpoint(self.dataplane, settings.max_body_bytes)
         self.api = build_api(self)
         # The management API answers only on its own listener, told apart by local port.
         self.management_port = settings.management_port if token else None
         self.management = (
-            build_management(self.registry, token, settings.token_file) if token else None
+            build_management(self.registry, token, settings.token_file, self.predictions)
+            if token
+            else None
         )
         if self.management is not None:
             self.management = guard_hosts(
@@ -120,6 +135,8 @@ def build_api(app: PodiumApp) -> FastAPI:
         # Listen at once and load in the background: /ping answers 503 until every
         # model is ready, which is what a startup probe wants to see.
         loading = asyncio.ensure_future(app.registry.load_store())
+        if app.predictions is not None:
+            app.predictions.start()
         try:
             yield
         finally:
@@ -128,6 +145,8 @@ def build_api(app: PodiumApp) -> FastAPI:
             await asyncio.gather(loading, return_exceptions=True)
             # Past the drain: workers still in a batch get a moment, then are killed.
             await app.registry.stop(timeout=2.0)
+            if app.predictions is not None:
+                await run_in_threadpool(app.predictions.close)
 
     api = FastAPI(
         title="Podium",

@@ -7,6 +7,7 @@
     DELETE /models/{m}/{v}                  unregister: drain, then stop
     POST   /token                           rotate the token (written to the token file)
     PUT    /models/{m}/{v}/set-default      route version-less requests to {v}
+    GET    /models/{m}/predictions?limit=   the prediction log's last entries for {m}
 
 Every route, DELETE included, needs ``Authorization: Bearer <token>``; the docs
 (``/docs``, ``/redoc``, their assets and ``/openapi.json``, which names no model) load
@@ -31,12 +32,13 @@ from fastapi.responses import JSONResponse, Response
 from podium.core.dataplane import DataPlane
 from podium.core.fetch import discard_on_failure, download
 from podium.core.registry import ModelVersion, Registry
-from podium.errors import Forbidden, InvalidRequest, Unauthorized
+from podium.errors import Forbidden, InvalidRequest, ModelNotFound, Unauthorized
 from podium.frontends.rest.errors import json_errors
 from podium.frontends.rest.openapi import DOCS_PATHS, STATIC_PREFIX, errors, honest, serve_docs
 from podium.frontends.rest.schemas import ModelDescription, ModelList, Status, Token
 from podium.frontends.rest.token_file import write_secret
 from podium.frontends.rest.types import ASGIApp, Receive, Scope, Send
+from podium.observability.predictions import PredictionLog, read_predictions
 from podium.protocols import TORCHSERVE, torchserve
 from podium.version import __version__
 
@@ -88,10 +90,16 @@ def bearer_matches(authorization: bytes, token: bytes) -> bool:
     return hmac.compare_digest(given.strip(), token) and scheme.lower() == b"bearer"
 
 
-def build_management(registry: Registry, token: str, token_file: Path | None = None) -> ASGIApp:
+def build_management(
+    registry: Registry,
+    token: str,
+    token_file: Path | None = None,
+    predictions: PredictionLog | None = None,
+) -> ASGIApp:
     """The management app; ``token`` is the bearer token every request must carry.
 
-    ``POST /token`` rotates it (the new one is also written to ``token_file``).
+    ``POST /token`` rotates it (the new one is also written to ``token_file``);
+    ``predictions`` is the prediction log its route reads (None: the log is off).
     """
     api = FastAPI(
         title="Podium management",
@@ -140,6 +148,18 @@ def build_management(registry: Registry, token: str, token_file: Path | None = N
         registry.resolve(model)
         versions = list(registry.models[model].values())
         return [await describe_with(registry, v, customized) for v in versions]
+
+    # Before /models/{model}/{version}: a version named "predictions" is not described by GET.
+    @api.get("/models/{model}/predictions", response_model=None, responses=errors(404))
+    def recent_predictions(
+        model: str, limit: Annotated[int, Query(ge=1, le=1000)] = 10
+    ) -> list[dict[str, Any]]:
+        """The prediction log's last ``limit`` entries for the model, oldest first (404
+        when the log is off: ``podium serve --prediction-log PATH``)."""
+        registry.resolve(model)
+        if predictions is None:
+            raise ModelNotFound("The prediction log is off (podium serve --prediction-log)")
+        return read_predictions(predictions.path, model, limit)
 
     @api.get("/models/{model}/{version}", response_model=None, responses=described)
     async def describe_version(
