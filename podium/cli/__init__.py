@@ -1,7 +1,8 @@
 """The ``podium`` command: commands → settings → server or client.
 
 One module per command group: ``serve`` (and the settings flags), ``archive`` (and
-``inspect``), ``predict``, ``manage`` (the management API), ``demo``.
+``inspect``), ``predict``, ``manage`` (the management API), ``log`` (the prediction
+log), ``demo``.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import click
 
 from podium.cli.archive import archive, inspect
 from podium.cli.demo import demo
+from podium.cli.log import prediction_log
 from podium.cli.manage import models, register, scale, set_default, unregister
 from podium.cli.predict import predict
 from podium.cli.serve import build_settings, serve
@@ -30,6 +32,7 @@ for command in (
     inspect,
     models,
     predict,
+    prediction_log,
     register,
     scale,
     serve,
