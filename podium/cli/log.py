@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 import sys
 import time
@@ -13,6 +14,7 @@ from typing import Any
 import click
 import orjson
 
+from podium.cli.connection import TOML, server_settings, to_terminal
 from podium.observability.predictions import read_predictions
 
 
@@ -37,21 +39,49 @@ from podium.observability.predictions import read_predictions
     "--file",
     "path",
     type=click.Path(dir_okay=False, path_type=Path),
-    envvar="PODIUM_PREDICTION_LOG",
-    required=True,
-    help="The prediction log (podium serve --prediction-log) [env: PODIUM_PREDICTION_LOG].",
+    help="The prediction log (default: the server's prediction_log setting).",
 )
-def prediction_log(model: str, tail: int, since: str | None, as_json: bool, path: Path) -> None:
+@click.option(
+    "--config",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    envvar="PODIUM_CONFIG",
+    help="The server's podium.toml (default: ./podium.toml) [env: PODIUM_CONFIG].",
+)
+def prediction_log(
+    model: str,
+    tail: int,
+    since: str | None,
+    as_json: bool,
+    path: Path | None,
+    config: Path | None,
+) -> None:
     """Print the last entries the prediction log holds for MODEL, oldest first."""
+    path = path or _configured(config)
+    if not path.exists():  # the server creates it as it starts
+        raise click.ClickException(f"no prediction log at {path}")
     try:
         entries = read_predictions(path, model, tail, _since(since))
     except sqlite3.Error as error:
         raise click.ClickException(f"cannot read {path}: {error}") from None
-    if as_json or not sys.stdout.isatty():
+    if not to_terminal(as_json):
         for entry in entries:
             sys.stdout.buffer.write(orjson.dumps(_decoded(entry)) + b"\n")
         return
     _table(entries)
+
+
+def _configured(config: Path | None) -> Path:
+    """The server's ``prediction_log``; relative in podium.toml: to podium.toml's folder."""
+    settings = server_settings(config or TOML)
+    path = settings.prediction_log
+    if path is None:
+        raise click.ClickException(
+            "the prediction log is off: give --file, or run where the "
+            "server's settings name prediction_log"
+        )
+    if path.is_absolute() or "PODIUM_PREDICTION_LOG" in os.environ:
+        return path
+    return (config or TOML).absolute().parent / path
 
 
 def _since(since: str | None) -> float | None:
