@@ -52,6 +52,7 @@ def test_every_request_is_recorded(
     last = server.management.get("/models/echo/predictions", params={"limit": 2}).json()
     assert last == entries[-2:]
     assert server.management.get("/models/nothing/predictions").status_code == 404
+    assert "podium_prediction_log_dropped_total 0.0" in server.http.get("/metrics").text
     assert sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone() == ("wal",)
 
     command = ["log", "echo", "--tail", "3", "--json", "--file", str(path)]

@@ -112,13 +112,14 @@ def _decoded(entry: dict[str, Any]) -> dict[str, Any]:
 
 def _table(entries: list[dict[str, Any]]) -> None:
     from rich.console import Console
-    from rich.table import Table
+    from rich.table import Column, Table
 
-    table = Table("time", "version", "protocol", "status", "ms", "input", "output")
+    columns = ("version", "protocol", "status", "ms", "input", "output")
+    table = Table(Column("time", no_wrap=True), *columns)
     for entry in entries:
         latency = entry["latency"]
         table.add_row(
-            datetime.fromtimestamp(entry["time"]).isoformat(timespec="milliseconds"),
+            datetime.fromtimestamp(entry["time"]).strftime("%Y-%m-%d %H:%M:%S"),
             entry["version"],
             entry["protocol"] or "",
             str(entry["status"]),

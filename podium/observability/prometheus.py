@@ -42,8 +42,11 @@ class Sample(NamedTuple):
 class Collector:
     """Reads each version's counters into Prometheus metric families."""
 
-    def __init__(self, samples: Iterable[Sample]) -> None:
+    def __init__(
+        self, samples: Iterable[Sample], prediction_log_dropped: int | None = None
+    ) -> None:
         self.samples = samples
+        self.prediction_log_dropped = prediction_log_dropped
 
     def collect(self) -> Iterator[Metric]:
         labels = ["model", "version"]
@@ -107,10 +110,16 @@ class Collector:
         yield from (requests, latency, inference, batches, queue, workers, restarts, dropped)
         yield model_status
         yield custom
+        if self.prediction_log_dropped is not None:
+            yield CounterMetricFamily(
+                "podium_prediction_log_dropped",
+                "Entries the prediction log dropped because its queue was full",
+                value=self.prediction_log_dropped,
+            )
 
 
-def exposition(samples: Iterable[Sample]) -> bytes:
-    """The Prometheus text format of every metric."""
+def exposition(samples: Iterable[Sample], prediction_log_dropped: int | None = None) -> bytes:
+    """The Prometheus text format of every metric (the prediction log's drops when it is on)."""
     collectors = CollectorRegistry(auto_describe=False)
-    collectors.register(Collector(samples))
+    collectors.register(Collector(samples, prediction_log_dropped))
     return generate_latest(collectors)

@@ -209,7 +209,8 @@ def build_api(app: PodiumApp) -> FastAPI:
         responses={200: metrics_answer},
     )
     async def metrics() -> Response:
-        return Response(exposition(app.registry.samples()), media_type=CONTENT_TYPE_LATEST)
+        dropped = app.predictions.dropped if app.predictions is not None else None
+        return Response(exposition(app.registry.samples(), dropped), media_type=CONTENT_TYPE_LATEST)
 
     # The inference routes below are answered by InferenceEndpoint before FastAPI sees
     # them; these definitions document them and serve the same answers if reached.
