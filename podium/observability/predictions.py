@@ -94,10 +94,11 @@ _STOP = object()
 
 
 class PredictionLog:
-    """Records a sample of requests to a SQLite file, off the event loop.
+    """Records a sample of requests to a SQLite file, off the event loop::
 
-    >>> predictions = PredictionLog(Path("predictions.sqlite"), sampling=0.1)
-    >>> dataplane.observers.append(predictions); predictions.start()
+    predictions = PredictionLog(Path("predictions.sqlite"), sampling=0.1)
+    dataplane.observers.append(predictions)
+    predictions.start()  # ... and predictions.close() at shutdown
     """
 
     def __init__(
