@@ -15,9 +15,9 @@ is started. A disk error turns the log off with one error line; the server keeps
 from __future__ import annotations
 
 import base64
+import collections
 import logging
 import os
-import queue
 import random
 import sqlite3
 import threading
@@ -35,8 +35,10 @@ SMALL_TENSOR = 64
 """V2 tensors with up to this many elements keep their data."""
 LARGE_TEXT = 65536
 """Inputs and outputs are kept as text up to this many bytes."""
-BATCH = 256
-"""Most rows the writer commits at once."""
+INTERVAL = 0.05
+"""Seconds the writer sleeps when nothing is pending: it wakes 20 times a second at most,
+not once per request, so the event loop keeps the GIL (a wake-up per request cost the
+front end ~14 µs per request on NSMC; bench/RESULTS.md)."""
 
 SCHEMA = """CREATE TABLE IF NOT EXISTS predictions (
     id INTEGER PRIMARY KEY, time REAL, model TEXT, version TEXT, protocol TEXT,
@@ -90,9 +92,6 @@ class Entry(NamedTuple):
     body: bytes | None
 
 
-_STOP = object()
-
-
 class PredictionLog:
     """Records a sample of requests to a SQLite file, off the event loop::
 
@@ -111,12 +110,16 @@ class PredictionLog:
         self.path = path
         self.sampling = sampling
         self.max_bytes = max_bytes
-        self.queue: queue.Queue[Entry | object] = queue.Queue(maxsize=capacity)
+        self.capacity = capacity
+        self.pending: collections.deque[Entry] = collections.deque()
+        """Entries waiting for the writer: ``append`` and ``popleft`` are atomic, so the
+        event loop adds to it without a lock or a wake-up."""
         self.dropped = 0
         """Entries dropped because the queue was full."""
         self.disabled = False
         """A disk error turned the log off."""
         self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
 
     def observe(self, observation: Observed) -> None:
         """Sample and queue one request's outcome; never blocks."""
@@ -132,10 +135,10 @@ class PredictionLog:
             observation.request,
             observation.body,
         )
-        try:
-            self.queue.put_nowait(entry)
-        except queue.Full:
+        if len(self.pending) >= self.capacity:
             self.dropped += 1
+        else:
+            self.pending.append(entry)
 
     def start(self) -> None:
         """Start the writer thread."""
@@ -148,40 +151,35 @@ class PredictionLog:
         thread, self._thread = self._thread, None
         if thread is None:
             return
-        try:
-            self.queue.put(_STOP, timeout=timeout)
-        except queue.Full:  # the writer died or is stuck: it is a daemon thread
-            return
-        thread.join(timeout)
+        self._stop.set()
+        thread.join(timeout)  # a writer stuck on the disk is a daemon thread: left behind
 
     def _write(self) -> None:
         connection: sqlite3.Connection | None = None
         try:
             connection = _connect(self.path)
             while True:
-                batch = [self.queue.get()]
-                while len(batch) < BATCH:
-                    try:
-                        batch.append(self.queue.get_nowait())
-                    except queue.Empty:
-                        break
-                rows = [_row(entry) for entry in batch if isinstance(entry, Entry)]
-                with connection:
-                    connection.executemany(
-                        "INSERT INTO predictions (time, model, version, protocol, status,"
-                        " latency, input, output) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                        rows,
-                    )
-                if _STOP in batch:
+                stopping = self._stop.is_set()  # what is pending now is still written
+                pending = self.pending
+                if pending:
+                    rows = [_row(pending.popleft()) for _ in range(len(pending))]
+                    with connection:
+                        connection.executemany(
+                            "INSERT INTO predictions (time, model, version, protocol, status,"
+                            " latency, input, output) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                            rows,
+                        )
+                if stopping:
                     return
                 if _size(self.path) > self.max_bytes:
                     connection.close()
                     os.replace(self.path, self.path.with_name(self.path.name + ".1"))
                     connection = _connect(self.path)
+                self._stop.wait(INTERVAL)
         except (sqlite3.Error, OSError) as error:
             self.disabled = True
             log.error("prediction log %s is off after a disk error: %s", self.path, error)
-            _drain(self.queue)
+            self.pending.clear()
         finally:
             if connection is not None:
                 connection.close()
@@ -190,6 +188,9 @@ class PredictionLog:
 def _connect(path: Path) -> sqlite3.Connection:
     connection = sqlite3.connect(path, check_same_thread=False)
     connection.execute("PRAGMA journal_mode=WAL")
+    # WAL with synchronous=NORMAL cannot corrupt the file; a power cut may lose the last
+    # commits, which a sampled log can afford (FULL syncs the disk on every commit).
+    connection.execute("PRAGMA synchronous=NORMAL")
     connection.execute(SCHEMA)
     connection.execute("CREATE INDEX IF NOT EXISTS predictions_model ON predictions (model, id)")
     return connection
@@ -199,15 +200,6 @@ def _size(path: Path) -> int:
     """The log's bytes on disk, its write-ahead log included."""
     wal = path.with_name(path.name + "-wal")
     return path.stat().st_size + (wal.stat().st_size if wal.exists() else 0)
-
-
-def _drain(entries: queue.Queue[Entry | object]) -> None:
-    """Empty the queue, so that a ``close`` after a failure does not wait on it."""
-    while True:
-        try:
-            entries.get_nowait()
-        except queue.Empty:
-            return
 
 
 def _row(entry: Entry) -> tuple[Any, ...]:
