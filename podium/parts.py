@@ -51,15 +51,12 @@ async def aparts(response: httpx.Response) -> AsyncIterator[Any]:
         async for event in EventSource(response).aiter_sse():
             yield orjson.loads(event.data)
     elif kind == "ndjson":
-        pending = b""
+        lines = Lines()
         async for chunk in response.aiter_bytes():
-            pending += chunk
-            *whole, pending = pending.split(b"\n")
-            for line in whole:
-                if line.strip():
-                    yield orjson.loads(line)
-        if pending.strip():
-            yield orjson.loads(pending)
+            for value in lines.feed(chunk):
+                yield value
+        for value in lines.end():
+            yield value
     elif kind == "json":
         yield orjson.loads(await response.aread())
     else:
@@ -68,12 +65,23 @@ async def aparts(response: httpx.Response) -> AsyncIterator[Any]:
 
 
 def _lines(chunks: Iterator[bytes]) -> Iterator[Any]:
-    pending = b""
+    lines = Lines()
     for chunk in chunks:
-        pending += chunk
-        *whole, pending = pending.split(b"\n")
-        for line in whole:
-            if line.strip():
-                yield orjson.loads(line)
-    if pending.strip():  # a last line without its newline: a stream cut short
-        yield orjson.loads(pending)
+        yield from lines.feed(chunk)
+    yield from lines.end()
+
+
+class Lines:
+    """Splits NDJSON chunks, however they were cut, into the JSON values of whole lines."""
+
+    def __init__(self) -> None:
+        self.pending = b""
+
+    def feed(self, chunk: bytes) -> list[Any]:
+        *whole, self.pending = (self.pending + chunk).split(b"\n")
+        return [orjson.loads(line) for line in whole if line.strip()]
+
+    def end(self) -> list[Any]:
+        """A last line without its newline (a stream cut short raises while parsing it)."""
+        rest, self.pending = self.pending, b""
+        return [orjson.loads(rest)] if rest.strip() else []
